@@ -1,0 +1,41 @@
+# The two commands of README.md. Both make their own virtual environment.
+VENV    ?= .venv
+PYTHON  ?= python3
+PY      := $(VENV)/bin/python
+STAMP   := $(VENV)/.installed
+SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: run test lint typecheck unit postgres-server clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[all,test]'
+	touch $(STAMP)
+
+## run: the whole system on this machine, embedded defaults (SQLite under ~/.inferplane)
+run: $(STAMP)
+	$(VENV)/bin/inferplane up
+
+## test: lint, type check and the full test suite (installs PostgreSQL from Debian if missing)
+test: $(STAMP) postgres-server lint typecheck
+	$(VENV)/bin/pytest -q
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/ruff format --check src tests bench
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy
+
+# The store's PostgreSQL tests start their own server from Debian's package.
+postgres-server:
+	@if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+		echo "postgresql server: $$(ls -d /usr/lib/postgresql/*/bin | tail -n1)"; \
+	else \
+		echo "installing postgresql from Debian's packages"; \
+		$(SUDO) apt-get update -q && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q postgresql; \
+	fi
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

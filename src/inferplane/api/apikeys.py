@@ -1,0 +1,92 @@
+"""The ApiKey kind: a hashed bearer token, its role in its namespace, and its limits.
+
+The server stores only the token's SHA-256 hash. Creating an ApiKey without spec.tokenHash makes
+the server generate a token; the create response carries it once, in status.token.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Annotated, ClassVar, Literal
+
+from pydantic import AfterValidator, Field
+
+from inferplane.api import meta
+
+Role = Literal["admin", "deployer", "viewer"]
+BudgetPeriod = Literal["day", "month", "total"]
+
+_SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
+
+
+def check_sha256_hex(value: str) -> str:
+    if not _SHA256_HEX.match(value):
+        raise ValueError("expected a SHA-256 digest: 64 lowercase hexadecimal characters")
+    return value
+
+
+class RateLimits(meta.Model):
+    """Per-key limits the gateway enforces over a sliding minute; unset means unlimited."""
+
+    requestsPerMinute: int | None = Field(None, ge=1)
+    """Most requests per minute."""
+    tokensPerMinute: int | None = Field(None, ge=1)
+    """Most tokens (prompt plus generated) per minute."""
+
+
+class Budget(meta.Model):
+    """A cap on the tokens a key may use per period."""
+
+    tokens: int = Field(ge=1)
+    """Most tokens (prompt plus generated) per period."""
+    period: BudgetPeriod = "month"
+    """Period the budget resets after: day, month (calendar, UTC) or total (never)."""
+
+
+class ApiKeySpec(meta.Model):
+    """The key's role and limits, and the hash the server checks bearer tokens against."""
+
+    role: Role = "viewer"
+    """What the key may do in its namespace: viewer (read), deployer (also write every namespaced
+    kind but ApiKey) or admin (everything, ApiKeys included)."""
+    description: str = ""
+    """What or who the key is for."""
+    tokenHash: Annotated[str, AfterValidator(check_sha256_hex)] | None = None
+    """SHA-256 of the token, in hex; set by the server when it generates the token."""
+    tokenPrefix: str | None = Field(None, max_length=16)
+    """The token's first characters, to recognise it in listings; set by the server."""
+    expiresAt: datetime | None = None
+    """When the key stops working; unset never expires."""
+    rateLimits: RateLimits = Field(default_factory=RateLimits)
+    """Request and token rates the gateway allows this key."""
+    budget: Budget | None = None
+    """Token budget per period; unset is unlimited."""
+
+
+class ApiKeyStatus(meta.Status):
+    """Usage, and the plain token in the create response only."""
+
+    token: str | None = None
+    """The plain token: present only in the response to the create that generated it, never
+    stored and never shown again."""
+    lastUsedTime: datetime | None = None
+    """When a request last authenticated with the key."""
+    tokensUsed: int = Field(0, ge=0)
+    """Tokens used in the current budget period."""
+    periodStart: datetime | None = None
+    """When the current budget period began."""
+
+
+class ApiKey(meta.Resource[ApiKeySpec, ApiKeyStatus]):
+    """A hashed API key with its role, rate limits and budget."""
+
+    KIND: ClassVar[str] = "ApiKey"
+    NAMESPACED: ClassVar[bool] = True
+
+    kind: Literal["ApiKey"] = "ApiKey"
+    """Always ApiKey."""
+    spec: ApiKeySpec = Field(default_factory=ApiKeySpec)
+    """Role, limits and the token's hash."""
+    status: ApiKeyStatus = Field(default_factory=ApiKeyStatus)
+    """Usage, written by the gateway through the control plane."""

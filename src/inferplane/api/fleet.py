@@ -1,0 +1,197 @@
+"""The fleet-scoped kinds the platform team writes: Cluster, Pool and ModelCache."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import ClassVar, Literal
+
+from pydantic import Field, model_validator
+
+from inferplane.api import errors, meta, models, selectors, values
+
+# --- Cluster -------------------------------------------------------------------------------
+
+ClusterPhase = Literal["Pending", "Ready", "NotReady", "Cordoned"]
+
+
+class ClusterSpec(meta.Model):
+    """One workload plane: where its agent runs replicas and how long it may stay silent."""
+
+    runtime: Literal["process", "kubernetes"] = "process"
+    """How the agent runs engines: as local processes, or as pods on a Kubernetes cluster."""
+    region: meta.LabelValue = ""
+    """Region the cluster runs in, e.g. eu-west-1, for spreading and locality; '' if unknown."""
+    provider: meta.LabelValue = ""
+    """Who provides the machines, e.g. aws, gcp, onprem, laptop. '' if unknown."""
+    cordoned: bool = False
+    """True stops new replicas from being placed here; running replicas stay."""
+    heartbeatGraceSeconds: values.Seconds = 30.0
+    """Seconds without an agent heartbeat before the cluster is marked NotReady."""
+    evictionGraceSeconds: float = Field(120.0, ge=0)
+    """Seconds a cluster may stay NotReady before its replicas are re-placed elsewhere."""
+
+
+class ClusterStatus(meta.Status):
+    """What the agent last reported, and whether it is still heard from."""
+
+    phase: ClusterPhase = "Pending"
+    """Pending (agent never joined), Ready, NotReady (heartbeats missed) or Cordoned."""
+    lastHeartbeatTime: datetime | None = None
+    """When the agent last reported in."""
+    agentVersion: str | None = None
+    """The inferplane version the agent runs."""
+    runtimeVersion: str | None = None
+    """Version of the runtime under the agent, e.g. the Kubernetes server version."""
+
+
+class Cluster(meta.Resource[ClusterSpec, ClusterStatus]):
+    """A workload plane: one agent, the pools of nodes it manages and the replicas it runs."""
+
+    KIND: ClassVar[str] = "Cluster"
+    NAMESPACED: ClassVar[bool] = False
+
+    kind: Literal["Cluster"] = "Cluster"
+    """Always Cluster."""
+    spec: ClusterSpec = Field(default_factory=ClusterSpec)
+    """Runtime, region, provider, cordon and heartbeat tolerance."""
+    status: ClusterStatus = Field(default_factory=ClusterStatus)
+    """Heartbeats and agent facts, written by the control plane from the agent's reports."""
+
+
+# --- Pool ----------------------------------------------------------------------------------
+
+
+class DeviceGroup(meta.Model):
+    """Identical devices on each node of a pool, described as Kubernetes DRA describes them."""
+
+    name: meta.DnsLabel = "gpu"
+    """Name of the group within the pool, e.g. gpu; allocations refer to it."""
+    count: int = Field(1, ge=1)
+    """How many such devices each node has."""
+    attributes: dict[str, values.Scalar] = Field(default_factory=dict)
+    """Facts selectors test, keyed like DRA, e.g. gpu.nvidia.com/productName: H100."""
+    capacity: dict[str, values.Quantity] = Field(default_factory=dict)
+    """Amounts per device, e.g. memory: 80Gi; selectors compare them as quantities."""
+
+
+class PoolSpec(meta.Model):
+    """A group of identical nodes in one cluster, and what each node holds."""
+
+    cluster: meta.DnsLabel
+    """Name of the Cluster the nodes belong to."""
+    nodeCount: int = Field(1, ge=0)
+    """How many nodes the pool has."""
+    devicesPerNode: list[DeviceGroup] = Field(default_factory=list)
+    """Devices on each node, one entry per kind of device; empty for a CPU-only pool."""
+    cpu: values.Quantity | None = None
+    """CPU cores each node offers to replicas, e.g. 32; unset means not accounted."""
+    memory: values.Quantity | None = None
+    """Memory each node offers to replicas, e.g. 256Gi; unset means not accounted."""
+    pricePerHour: values.Price = 0.0
+    """What one node costs per hour, in US dollars; the cheapest placement strategy reads it."""
+    spot: bool = False
+    """True when nodes may be reclaimed by the provider at short notice."""
+
+    @model_validator(mode="after")
+    def _unique_group_names(self) -> PoolSpec:
+        seen: set[str] = set()
+        for i, group in enumerate(self.devicesPerNode):
+            if group.name in seen:
+                message = f"device group {group.name!r} is listed twice"
+                raise errors.field_error("devicesPerNode", i, "name", message=message)
+            seen.add(group.name)
+        return self
+
+
+class NodeAllocation(meta.Model):
+    """What is placed on one node of a pool."""
+
+    index: int = Field(ge=0)
+    """The node's index in the pool, 0 to nodeCount-1."""
+    devices: dict[str, list[int]] = Field(default_factory=dict)
+    """Allocated device indexes per device group name, e.g. gpu: [0, 1]."""
+    replicas: list[str] = Field(default_factory=list)
+    """Replicas placed on the node, as namespace/name."""
+
+
+class PoolStatus(meta.Status):
+    """Allocation bookkeeping, kept by the scheduler so that no pool is ever overcommitted."""
+
+    nodes: list[NodeAllocation] = Field(default_factory=list)
+    """Per-node allocations; nodes with nothing placed are left out."""
+    freeNodes: int = Field(0, ge=0)
+    """Nodes with nothing placed on them."""
+    readyNodes: int = Field(0, ge=0)
+    """Nodes the agent reports as usable."""
+
+
+class Pool(meta.Resource[PoolSpec, PoolStatus]):
+    """A group of identical nodes in a cluster: devices per node, their attributes, and price."""
+
+    KIND: ClassVar[str] = "Pool"
+    NAMESPACED: ClassVar[bool] = False
+
+    kind: Literal["Pool"] = "Pool"
+    """Always Pool."""
+    spec: PoolSpec
+    """The cluster, node count, devices per node and price."""
+    status: PoolStatus = Field(default_factory=PoolStatus)
+    """Allocations per node, written by the scheduler."""
+
+
+# --- ModelCache ----------------------------------------------------------------------------
+
+CachePhase = Literal["Pending", "Downloading", "Ready", "Failed"]
+
+
+class ModelCacheSpec(meta.Model):
+    """Which model version to stage, and on which clusters."""
+
+    model: meta.DnsLabel
+    """Name of the Model whose weights to stage."""
+    modelNamespace: meta.DnsLabel = "default"
+    """Namespace of that Model (a ModelCache is fleet-scoped, a Model is not)."""
+    modelVersion: models.VersionName | None = None
+    """Version to stage; unset stages the version deployments resolve to by default."""
+    clusterSelector: selectors.LabelSelector = Field(default_factory=selectors.LabelSelector)
+    """Clusters to stage on, by their labels; the empty selector picks every cluster."""
+
+
+class ClusterCache(meta.Model):
+    """Staging progress on one cluster."""
+
+    cluster: meta.DnsLabel
+    """Name of the cluster."""
+    phase: CachePhase = "Pending"
+    """Pending, Downloading, Ready or Failed."""
+    path: str | None = None
+    """Where the weights lie on the cluster once Ready."""
+    bytesDone: int = Field(0, ge=0)
+    """Bytes downloaded so far."""
+    bytesTotal: int | None = None
+    """Size of the weights, once known."""
+    message: str = ""
+    """Why the staging failed, for a Failed phase."""
+
+
+class ModelCacheStatus(meta.Status):
+    """Staging progress per selected cluster."""
+
+    clusters: list[ClusterCache] = Field(default_factory=list)
+    """One entry per selected cluster."""
+    readyClusters: int = Field(0, ge=0)
+    """How many selected clusters hold the weights."""
+
+
+class ModelCache(meta.Resource[ModelCacheSpec, ModelCacheStatus]):
+    """Stages a model version's weights on clusters once, so replicas load them locally."""
+
+    KIND: ClassVar[str] = "ModelCache"
+    NAMESPACED: ClassVar[bool] = False
+
+    kind: Literal["ModelCache"] = "ModelCache"
+    """Always ModelCache."""
+    spec: ModelCacheSpec
+    """The model version to stage and the clusters to stage it on."""
+    status: ModelCacheStatus = Field(default_factory=ModelCacheStatus)
+    """Progress per cluster, written by the agents."""

@@ -1,0 +1,207 @@
+"""The Service and Endpoint kinds: one model name on the gateway, and the addresses behind it.
+
+A Service routes by weight to Deployments (through their Endpoints, wherever the replicas run)
+or to external OpenAI-compatible upstreams (Endpoints with external: true).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, ClassVar, Literal
+
+from pydantic import AfterValidator, Field, model_validator
+
+from inferplane.api import errors, meta, values
+
+RoutingStrategy = Literal["round-robin", "least-request", "power-of-two", "session", "prefix-aware"]
+
+_MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,255}$")
+_HEADER = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
+
+
+def check_model_name(name: str) -> str:
+    if not _MODEL_NAME.match(name):
+        raise ValueError(f"{name!r} is not a model name: letters, digits and ._:/@+- up to 256")
+    return name
+
+
+def check_header_name(name: str) -> str:
+    if not _HEADER.match(name):
+        raise ValueError(f"{name!r} is not an HTTP header name")
+    return name.lower()
+
+
+ModelName = Annotated[str, AfterValidator(check_model_name)]
+"""A model name as OpenAI clients send it, e.g. llama-3-8b or meta-llama/Llama-3.1-8B."""
+
+
+class Route(meta.Model):
+    """One weighted target of a service: a deployment, or an external endpoint."""
+
+    deployment: meta.DnsLabel | None = None
+    """Name of a Deployment in the namespace; its ready Endpoints take the traffic."""
+    endpoint: meta.DnsLabel | None = None
+    """Name of an external Endpoint in the namespace (give deployment or endpoint, not both)."""
+    weight: int = Field(1, ge=0, le=1_000_000)
+    """Share of traffic relative to the other routes' weights; 0 sends none."""
+
+    @model_validator(mode="after")
+    def _one_target(self) -> Route:
+        if (self.deployment is None) == (self.endpoint is None):
+            message = "give exactly one of deployment or endpoint"
+            raise errors.field_error("deployment", message=message)
+        return self
+
+    def target(self) -> str:
+        """The route's target as kind/name, e.g. deployment/chat."""
+        if self.deployment is not None:
+            return f"deployment/{self.deployment}"
+        return f"endpoint/{self.endpoint}"
+
+
+class Timeouts(meta.Model):
+    """How long the gateway waits on an upstream."""
+
+    connectSeconds: values.Seconds = 5.0
+    """To open a connection to an upstream."""
+    firstByteSeconds: values.Seconds = 120.0
+    """From sending the request to the first byte of the answer (queueing and prefill)."""
+    idleSeconds: values.Seconds = 60.0
+    """Between two chunks of a streamed answer."""
+    requestSeconds: values.Seconds = 900.0
+    """For the whole request, streaming included."""
+    scaleFromZeroSeconds: values.Seconds = 600.0
+    """A request to a deployment at zero replicas is held this long for one to become ready."""
+
+
+class Retries(meta.Model):
+    """How the gateway recovers from a failed upstream."""
+
+    attempts: int = Field(2, ge=0, le=10)
+    """Retries on another replica when an upstream fails before the first byte."""
+    resumeStreams: bool = True
+    """Resume a stream broken after its first byte on another replica, from the prompt plus
+    the tokens already sent."""
+
+
+class ServiceSpec(meta.Model):
+    """One OpenAI model name: its routes, how to pick a replica, and what to do on failure."""
+
+    modelName: ModelName | None = None
+    """The name clients pass as `model`; defaults to metadata.name."""
+    routes: list[Route] = Field(min_length=1)
+    """Weighted targets; traffic splits across them by weight (canary, A/B, migration)."""
+    strategy: RoutingStrategy = "least-request"
+    """How to pick an endpoint within a route: round-robin, least-request, power-of-two (of two
+    random endpoints the less loaded), session (sticky by sessionHeader), or prefix-aware (the
+    endpoint most likely to hold the prompt's prefix in its KV cache)."""
+    sessionHeader: Annotated[str, AfterValidator(check_header_name)] = "x-session-id"
+    """Header whose value pins a client to one endpoint with the session strategy."""
+    fallback: list[meta.DnsLabel] = Field(default_factory=list)
+    """Services to try in order, in the same namespace, when every route of this one fails."""
+    timeouts: Timeouts = Field(default_factory=Timeouts)
+    """How long to wait on upstreams."""
+    retries: Retries = Field(default_factory=Retries)
+    """Retries and stream resumption."""
+
+    @model_validator(mode="after")
+    def _unique_routes(self) -> ServiceSpec:
+        seen: set[str] = set()
+        for i, route in enumerate(self.routes):
+            if route.target() in seen:
+                raise errors.field_error("routes", i, message=f"{route.target()} is routed twice")
+            seen.add(route.target())
+        if not any(route.weight for route in self.routes):
+            raise errors.field_error("routes", message="at least one route needs a weight above 0")
+        return self
+
+
+class ServiceStatus(meta.Status):
+    """How many endpoints can take traffic."""
+
+    readyEndpoints: int = Field(0, ge=0)
+    """Endpoints that are ready, over every route."""
+
+
+class Service(meta.Resource[ServiceSpec, ServiceStatus]):
+    """One model name on the gateway: weighted routes, routing strategy, fallbacks, retries."""
+
+    KIND: ClassVar[str] = "Service"
+    NAMESPACED: ClassVar[bool] = True
+
+    kind: Literal["Service"] = "Service"
+    """Always Service."""
+    spec: ServiceSpec
+    """Model name, routes, strategy, timeouts and retries."""
+    status: ServiceStatus = Field(default_factory=ServiceStatus)
+    """Endpoint counts, written by the control plane."""
+
+    def served_name(self) -> str:
+        """The name clients pass as `model`."""
+        return self.spec.modelName or self.metadata.name
+
+
+class SecretRef(meta.Model):
+    """Where the gateway reads a secret; the secret itself is never stored in an object."""
+
+    env: values.EnvName | None = None
+    """Name of an environment variable of the gateway process."""
+    file: str | None = None
+    """Path of a file on the gateway's host (give env or file, not both)."""
+
+    @model_validator(mode="after")
+    def _one_source(self) -> SecretRef:
+        if (self.env is None) == (self.file is None):
+            raise errors.field_error("env", message="give exactly one of env or file")
+        return self
+
+
+class EndpointSpec(meta.Model):
+    """A routable address: a ready replica's engine, or an external upstream."""
+
+    url: values.HttpUrl
+    """Root URL; the gateway appends the API path, e.g. http://10.0.0.5:8001 or
+    https://api.openai.com."""
+    external: bool = False
+    """True for an upstream outside inferplane (written by users, not the control plane)."""
+    deployment: meta.DnsLabel | None = None
+    """Deployment of the replica behind this endpoint."""
+    replica: meta.DnsLabel | None = None
+    """Replica behind this endpoint; required unless external."""
+    cluster: meta.DnsLabel | None = None
+    """Cluster the replica runs on."""
+    region: meta.LabelValue = ""
+    """Region of the cluster or upstream, for locality-aware routing; '' if unknown."""
+    upstreamModel: ModelName | None = None
+    """Model name to send upstream in place of the client's; unset passes it unchanged."""
+    apiKeySecretRef: SecretRef | None = None
+    """Where the gateway finds the upstream's API key, for external endpoints."""
+
+    @model_validator(mode="after")
+    def _replica_unless_external(self) -> EndpointSpec:
+        if not self.external and self.replica is None:
+            raise errors.field_error("replica", message="set replica, or external: true")
+        if self.external and self.replica is not None:
+            raise errors.field_error("replica", message="an external endpoint has no replica")
+        return self
+
+
+class EndpointStatus(meta.Status):
+    """Whether the gateway may send traffic here."""
+
+    ready: bool = False
+    """True when the replica is Ready (or, for an external endpoint, its last probe passed)."""
+
+
+class Endpoint(meta.Resource[EndpointSpec, EndpointStatus]):
+    """One routable address of a ready replica, or an external OpenAI-compatible upstream."""
+
+    KIND: ClassVar[str] = "Endpoint"
+    NAMESPACED: ClassVar[bool] = True
+
+    kind: Literal["Endpoint"] = "Endpoint"
+    """Always Endpoint."""
+    spec: EndpointSpec
+    """The address and what is behind it."""
+    status: EndpointStatus = Field(default_factory=EndpointStatus)
+    """Readiness, written by the control plane."""

@@ -1,0 +1,169 @@
+"""Admission: check the envelope, validate against the kind's schema, fill defaults, mutate.
+
+Every write passes through here before the store sees it, so what is stored is always a
+valid, fully defaulted object and `get -o yaml` shows what each omitted field became.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from typing import Any
+
+from inferplane.api import errors as api_errors
+from inferplane.api import meta, validation
+from inferplane.api.registry import KindInfo
+from inferplane.control import auth, errors
+
+SERVER_FIELDS = ("uid", "resourceVersion", "generation", "creationTimestamp", "deletionTimestamp")
+
+# A mutator fills server-made fields at create time and returns what only the create response
+# may show (an ApiKey's plain token is returned once and never stored).
+Mutator = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+def _apikey_token(obj: dict[str, Any]) -> dict[str, Any]:
+    spec = obj.setdefault("spec", {})
+    if spec.get("tokenHash"):
+        return {}
+    token = auth.new_token()
+    spec["tokenHash"] = auth.hash_token(token)
+    spec["tokenPrefix"] = token[:12]
+    return {"token": token}
+
+
+MUTATORS: dict[str, Mutator] = {"ApiKey": _apikey_token}
+
+
+def prepare_create(
+    info: KindInfo, namespace: str | None, body: Any
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The object to store and the status fields to add to the response only."""
+    obj = _envelope(info, namespace, None, body)
+    for key in SERVER_FIELDS:
+        obj["metadata"].pop(key, None)
+    obj.pop("status", None)
+    response_status = MUTATORS[info.kind](obj) if info.kind in MUTATORS else {}
+    return validate(info, obj), response_status
+
+
+def prepare_replace(
+    info: KindInfo, namespace: str | None, name: str, body: Any, live: dict[str, Any]
+) -> dict[str, Any]:
+    """A whole-object replace: spec and metadata from the body, status kept from the live object."""
+    obj = _envelope(info, namespace, name, body)
+    _keep_server_fields(obj, live)
+    obj["status"] = copy.deepcopy(live.get("status", {}))
+    return validate(info, obj)
+
+
+def prepare_status(
+    info: KindInfo, namespace: str | None, name: str, body: Any, live: dict[str, Any]
+) -> dict[str, Any]:
+    """A status write: only `status` comes from the body."""
+    sent = _envelope(info, namespace, name, body)
+    obj = copy.deepcopy(live)
+    obj["status"] = sent.get("status", {})
+    if "resourceVersion" in sent["metadata"]:
+        obj["metadata"]["resourceVersion"] = sent["metadata"]["resourceVersion"]
+    return validate(info, obj)
+
+
+def validate(info: KindInfo, obj: dict[str, Any]) -> dict[str, Any]:
+    """Validate against the schema; return the defaulted object, server fields intact."""
+    server_meta = {k: obj["metadata"][k] for k in SERVER_FIELDS if k in obj["metadata"]}
+    name = str(obj["metadata"].get("name", ""))
+    try:
+        parsed = validation.parse_object(obj)
+    except api_errors.ValidationFailure as exc:
+        causes = [errors.Cause(c.field, c.message, c.reason) for c in exc.causes]
+        raise errors.invalid(info.kind, name, causes) from exc
+    result = parsed.to_dict()
+    result["metadata"].update(server_meta)
+    return result
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7386 JSON merge patch: objects merge, null deletes, everything else replaces."""
+    if not isinstance(patch, dict):
+        return copy.deepcopy(patch)
+    result = copy.deepcopy(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = merge_patch(result.get(key), value)
+    return result
+
+
+def _envelope(info: KindInfo, namespace: str | None, name: str | None, body: Any) -> dict[str, Any]:
+    if not isinstance(body, dict):
+        raise errors.bad_request("the request body must be a JSON object")
+    obj = copy.deepcopy(body)
+    _check_type_fields(info, obj)
+    metadata = obj.get("metadata")
+    if not isinstance(metadata, dict):
+        raise errors.invalid(info.kind, name or "", [errors.Cause("metadata", "Field required")])
+    _check_name(info, metadata, name)
+    _check_namespace(info, metadata, namespace)
+    return obj
+
+
+def _check_type_fields(info: KindInfo, obj: dict[str, Any]) -> None:
+    obj.setdefault("apiVersion", meta.API_VERSION)
+    obj.setdefault("kind", info.kind)
+    if obj["apiVersion"] != meta.API_VERSION:
+        raise errors.bad_request(
+            f"apiVersion {obj['apiVersion']!r} is not served here; use {meta.API_VERSION!r}",
+            causes=[errors.Cause("apiVersion", f"expected {meta.API_VERSION}")],
+        )
+    if obj["kind"] != info.kind:
+        raise errors.bad_request(
+            f"kind {obj['kind']!r} does not match the path, which is for {info.kind}",
+            causes=[errors.Cause("kind", f"expected {info.kind}")],
+        )
+
+
+def _check_name(info: KindInfo, metadata: dict[str, Any], name: str | None) -> None:
+    given = metadata.get("name")
+    if name is None:
+        if not given:
+            cause = errors.Cause("metadata.name", "Field required", "FieldValueRequired")
+            raise errors.invalid(info.kind, "", [cause])
+    elif given is None:
+        metadata["name"] = name
+    elif given != name:
+        raise errors.bad_request(
+            f"metadata.name {given!r} does not match the name in the path, {name!r}",
+            causes=[errors.Cause("metadata.name", f"expected {name}")],
+        )
+
+
+def _check_namespace(info: KindInfo, metadata: dict[str, Any], namespace: str | None) -> None:
+    given = metadata.get("namespace")
+    if not info.namespaced:
+        if given:
+            cause = errors.Cause("metadata.namespace", f"{info.kind} is fleet-scoped")
+            raise errors.invalid(info.kind, str(metadata.get("name", "")), [cause])
+        metadata.pop("namespace", None)
+        return
+    if given is None:
+        metadata["namespace"] = namespace
+    elif given != namespace:
+        raise errors.bad_request(
+            f"metadata.namespace {given!r} does not match the namespace in the path, {namespace!r}",
+            causes=[errors.Cause("metadata.namespace", f"expected {namespace}")],
+        )
+
+
+def _keep_server_fields(obj: dict[str, Any], live: dict[str, Any]) -> None:
+    sent_version = obj["metadata"].get("resourceVersion")
+    for key in SERVER_FIELDS:
+        obj["metadata"].pop(key, None)
+        if key in live["metadata"]:
+            obj["metadata"][key] = live["metadata"][key]
+    if sent_version is not None:
+        # A stale version in the body must reach the store, which refuses it with 409.
+        obj["metadata"]["resourceVersion"] = str(sent_version)
+    else:
+        obj["metadata"].pop("resourceVersion", None)

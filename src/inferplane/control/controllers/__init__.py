@@ -1,0 +1,1 @@
+"""The control plane's reconcilers, one module per kind they own."""

@@ -1,0 +1,1 @@
+"""The controller runtime: work queue, reconcile loops fed by watches, event recording."""

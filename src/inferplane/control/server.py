@@ -1,0 +1,183 @@
+"""The control plane's ASGI app: resource API, health, metrics, and the background loops."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from prometheus_client import generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from starlette.exceptions import HTTPException
+
+import inferplane
+from inferplane import logs
+from inferplane.control import auth, bootstrap, errors, resources
+from inferplane.control.controllers.deployments import DeploymentController
+from inferplane.control.metrics import Metrics
+from inferplane.control.middleware import Observe
+from inferplane.control.plane import ControlPlane
+from inferplane.control.runtime.controller import ControllerRunner
+from inferplane.control.runtime.events import EventRecorder, expire_events
+from inferplane.control.runtime.objects import Objects
+from inferplane.control.settings import ControlSettings
+from inferplane.store import base as store_base
+from inferplane.store import open_store, sqlite_url
+from inferplane.store.watch import WatchHub
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: ControlSettings) -> FastAPI:
+    metrics = Metrics()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        plane = await _start(settings, metrics)
+        app.state.plane = plane
+        tasks = _background(plane)
+        plane.ready = True
+        logs.event(log, "control plane ready", url=f"http://{settings.host}:{settings.port}")
+        try:
+            yield
+        finally:
+            plane.ready = False
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+            await plane.hub.stop()
+            await asyncio.to_thread(plane.store.close)
+
+    app = FastAPI(
+        title="inferplane control plane",
+        version=inferplane.__version__,
+        description="The resource API: see docs/reference/resource-api.md.",
+        lifespan=lifespan,
+    )
+    app.include_router(resources.router())
+    _add_probes(app, metrics)
+    _add_error_handlers(app)
+    app.add_middleware(Observe, metrics=metrics)
+    return app
+
+
+async def _start(settings: ControlSettings, metrics: Metrics) -> ControlPlane:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    url = settings.store_url or sqlite_url(settings.data_dir)
+    store = await asyncio.to_thread(open_store, url)
+    await asyncio.to_thread(bootstrap.ensure_admin_token, store, settings.admin_token_path)
+    hub = WatchHub(store, poll_interval=settings.watch_poll_seconds)
+    await hub.start()
+    authn = auth.Authenticator()
+    keys, _ = await asyncio.to_thread(store.list, "ApiKey", None)
+    authn.load(keys)
+    return ControlPlane(settings=settings, store=store, hub=hub, authn=authn, metrics=metrics)
+
+
+def _background(plane: ControlPlane) -> list[asyncio.Task[None]]:
+    tasks = [
+        asyncio.create_task(_follow_keys(plane), name="apikeys"),
+        asyncio.create_task(_housekeeping(plane), name="housekeeping"),
+    ]
+    if plane.settings.controllers:
+        loop = asyncio.get_running_loop()
+
+        def notify() -> None:
+            loop.call_soon_threadsafe(plane.hub.notify)
+
+        objects = Objects(plane.store, notify)
+        recorder = EventRecorder(plane.store, component="control-plane", on_write=notify)
+        controller = DeploymentController(objects, recorder)
+        runner = ControllerRunner(controller, plane.store, plane.hub, plane.metrics)
+        tasks.append(asyncio.create_task(runner.run(), name="controller-deployments"))
+    return tasks
+
+
+async def _follow_keys(plane: ControlPlane) -> None:
+    """Keep the token table in step with ApiKey writes, so revocation is immediate."""
+    while True:
+        keys, version = await plane.read(plane.store.list, "ApiKey", None)
+        plane.authn.load(keys)
+        try:
+            async for event in plane.hub.subscribe(
+                kind="ApiKey", namespace=None, resource_version=version
+            ):
+                if event.type == "DELETED":
+                    plane.authn.remove(event.object)
+                else:
+                    plane.authn.upsert(event.object)
+        except store_base.GoneError:
+            continue
+
+
+async def _housekeeping(plane: ControlPlane) -> None:
+    """Compact the watch log and expire old Events, forever."""
+    settings = plane.settings
+    while True:
+        try:
+            horizon = await plane.read(plane.store.compact, keep=settings.watch_history)
+            expired = await plane.read(
+                expire_events, plane.store, ttl=settings.event_ttl_seconds, now=datetime.now(UTC)
+            )
+            if expired:
+                plane.hub.notify()
+            version = await plane.read(plane.store.current_resource_version)
+            plane.metrics.resource_version.set(version)
+            logs.event(log, "housekeeping", horizon=horizon, events_expired=expired)
+        except Exception:
+            log.exception("housekeeping failed")
+        await asyncio.sleep(settings.compact_interval_seconds)
+
+
+def _add_probes(app: FastAPI, metrics: Metrics) -> None:
+    @app.get("/healthz", tags=["health"], response_class=PlainTextResponse)
+    async def healthz() -> str:
+        return "ok"
+
+    @app.get("/readyz", tags=["health"])
+    async def readyz(request: Request) -> Response:
+        plane: ControlPlane | None = getattr(request.app.state, "plane", None)
+        if plane is None or not plane.ready:
+            return PlainTextResponse("not ready", status_code=503)
+        try:
+            await plane.read(plane.store.current_resource_version)
+        except Exception as exc:
+            return PlainTextResponse(f"store unreachable: {exc}", status_code=503)
+        return PlainTextResponse("ok")
+
+    @app.get("/metrics", tags=["health"])
+    async def prometheus() -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(errors.ApiProblem)
+    async def problem(request: Request, exc: errors.ApiProblem) -> JSONResponse:
+        return exc.response()
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_params(request: Request, exc: RequestValidationError) -> JSONResponse:
+        causes = [
+            errors.Cause(".".join(str(p) for p in err["loc"][1:]), err["msg"])
+            for err in exc.errors()
+        ]
+        return errors.bad_request("invalid request parameters", causes=causes).response()
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        reasons = {404: "NotFound", 405: "MethodNotAllowed"}
+        reason = reasons.get(exc.status_code, "BadRequest")
+        message = f"{exc.detail}: {request.method} {request.url.path}"
+        return errors.ApiProblem(exc.status_code, reason, message).response()
+
+    @app.exception_handler(Exception)
+    async def crash(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error", extra={"path": request.url.path})
+        return errors.ApiProblem(500, "InternalError", f"internal error: {exc!r}").response()

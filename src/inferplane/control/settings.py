@@ -1,0 +1,40 @@
+"""The control plane's settings, one typed source for the CLI flags and the tests."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_PORT = 8470
+
+
+def default_data_dir() -> Path:
+    return Path.home() / ".inferplane"
+
+
+@dataclass(frozen=True)
+class ControlSettings:
+    data_dir: Path
+    """Where the SQLite store and the admin token live."""
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_PORT
+    store_url: str | None = None
+    """A SQLAlchemy URL (sqlite:///… or postgresql://…); default: SQLite in data_dir."""
+    max_body_bytes: int = 1 << 20
+    """Bodies larger than this are refused with 413."""
+    watch_history: int = 100_000
+    """How many changes the watch log keeps; older resourceVersions answer 410 Gone."""
+    compact_interval_seconds: float = 60.0
+    event_ttl_seconds: float = 3600.0
+    """Events not seen again for this long are deleted."""
+    bookmark_interval_seconds: float = 10.0
+    """How often a quiet watch gets a BOOKMARK so its client can resume from a recent version."""
+    watch_poll_seconds: float = 0.5
+    """How often the store is polled for writes by other control-plane replicas."""
+    controllers: bool = True
+    """Run the reconcile loops (off in tests of the bare API)."""
+    log_level: str = "info"
+
+    @property
+    def admin_token_path(self) -> Path:
+        return self.data_dir / "admin-token"

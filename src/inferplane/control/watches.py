@@ -1,0 +1,141 @@
+"""Watch over HTTP: a newline-delimited JSON stream of changes, resumable by resourceVersion."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from fastapi import Request
+from fastapi.responses import StreamingResponse
+
+from inferplane.api.meta import API_VERSION
+from inferplane.api.registry import KindInfo
+from inferplane.control import errors, requests
+from inferplane.store import base as store_base
+
+if TYPE_CHECKING:
+    from inferplane.control.plane import ControlPlane
+
+
+async def stream(
+    request: Request,
+    plane: ControlPlane,
+    info: KindInfo,
+    namespace: str | None,
+    selected: requests.Filters,
+) -> StreamingResponse:
+    """Open a watch; 410 now (not mid-stream) when the start version was compacted away."""
+    asked = requests.int_param(request, "resourceVersion")
+    timeout = requests.int_param(request, "timeoutSeconds")
+    initial: list[dict[str, Any]] = []
+    if asked is None:
+        initial, start = await plane.read(plane.store.list, info.kind, namespace)
+    else:
+        start = asked
+        try:
+            await plane.read(plane.store.events_since, start, limit=1)
+        except store_base.GoneError as exc:
+            raise errors.from_store(exc, plural=info.plural, name="") from exc
+    lines = _lines(plane, info, namespace, selected, start, initial, timeout)
+    return StreamingResponse(lines, media_type="application/x-ndjson")
+
+
+async def _lines(
+    plane: ControlPlane,
+    info: KindInfo,
+    namespace: str | None,
+    selected: requests.Filters,
+    start: int,
+    initial: list[dict[str, Any]],
+    timeout: int | None,
+) -> AsyncIterator[bytes]:
+    gauge = plane.metrics.watchers.labels(info.plural)
+    gauge.inc()
+    try:
+        for obj in initial:
+            if selected.matches(obj):
+                yield _line("ADDED", obj)
+        async for line in _changes(plane, info, namespace, selected, start, timeout):
+            yield line
+    finally:
+        gauge.dec()
+
+
+async def _changes(
+    plane: ControlPlane,
+    info: KindInfo,
+    namespace: str | None,
+    selected: requests.Filters,
+    start: int,
+    timeout: int | None,
+) -> AsyncIterator[bytes]:
+    """Every change after `start`, plus a BOOKMARK when quiet so clients can resume close by."""
+    deadline = time.monotonic() + timeout if timeout else None
+    interval = plane.settings.bookmark_interval_seconds
+    last = start
+    # A pump task feeds a queue: cancelling a queue read on timeout is safe, whereas
+    # cancelling the subscription's own __anext__ would close it.
+    queue: asyncio.Queue[store_base.WatchEvent | Exception] = asyncio.Queue(maxsize=256)
+    pump = asyncio.create_task(_pump(plane, start, queue))
+    try:
+        while deadline is None or time.monotonic() < deadline:
+            wait = interval if deadline is None else min(interval, deadline - time.monotonic())
+            try:
+                item = await asyncio.wait_for(queue.get(), timeout=max(wait, 0.0))
+            except TimeoutError:
+                yield _bookmark(info, last)
+                continue
+            if isinstance(item, store_base.GoneError):
+                yield _error(errors.from_store(item, plural=info.plural, name=""))
+                return
+            if isinstance(item, Exception):
+                raise item
+            last = item.resource_version
+            if _wanted(item, info, namespace, selected):
+                yield _line(item.type, item.object)
+    finally:
+        pump.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await pump
+
+
+async def _pump(
+    plane: ControlPlane, start: int, queue: asyncio.Queue[store_base.WatchEvent | Exception]
+) -> None:
+    try:
+        async for event in plane.hub.subscribe(kind=None, namespace=None, resource_version=start):
+            await queue.put(event)
+    except store_base.StoreError as exc:
+        await queue.put(exc)
+
+
+def _wanted(
+    event: store_base.WatchEvent, info: KindInfo, namespace: str | None, sel: requests.Filters
+) -> bool:
+    obj = event.object
+    if obj.get("kind") != info.kind:
+        return False
+    if namespace is not None and obj["metadata"].get("namespace", "") != namespace:
+        return False
+    return sel.matches(obj)
+
+
+def _line(kind: str, obj: dict[str, Any]) -> bytes:
+    return orjson.dumps({"type": kind, "object": obj}) + b"\n"
+
+
+def _bookmark(info: KindInfo, version: int) -> bytes:
+    obj = {
+        "apiVersion": API_VERSION,
+        "kind": info.kind,
+        "metadata": {"resourceVersion": str(version)},
+    }
+    return _line("BOOKMARK", obj)
+
+
+def _error(problem: errors.ApiProblem) -> bytes:
+    return _line("ERROR", problem.body())

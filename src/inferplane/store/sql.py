@@ -1,0 +1,260 @@
+"""The `Store` on SQLAlchemy Core, shared by SQLite and PostgreSQL.
+
+Writes run in one transaction that first locks the `store_state` row, so writers are
+serialised and commit in resourceVersion order: a watcher that has read every change up to
+N never later finds a change below N. Reads run in a snapshot transaction (the engine
+`reader` is configured for it), so a list and its resourceVersion agree.
+"""
+
+from __future__ import annotations
+
+import builtins
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from inferplane.store import base, objects, schema
+from inferplane.store.objects import Object, ObjectKey
+
+
+def _where_key(table: sa.Table, key: ObjectKey) -> sa.ColumnElement[bool]:
+    return sa.and_(
+        table.c.kind == key.kind, table.c.namespace == key.namespace, table.c.name == key.name
+    )
+
+
+class SqlStore(base.Store):
+    """A store on any SQLAlchemy engine pair whose dialect setup `engines.py` provides."""
+
+    def __init__(
+        self, *, reader: sa.Engine, writer: sa.Engine, clock: Callable[[], datetime]
+    ) -> None:
+        self._reader = reader
+        self._writer = writer
+        self._clock = clock
+
+    def create(self, obj: Object, *, dry_run: bool = False) -> Object:
+        with self._writing(dry_run=dry_run) as tx:
+            return tx.create(obj)
+
+    def update(self, obj: Object, *, dry_run: bool = False) -> Object:
+        with self._writing(dry_run=dry_run) as tx:
+            return tx.update(obj)
+
+    def delete(
+        self,
+        kind: str,
+        namespace: str,
+        name: str,
+        *,
+        resource_version: int | None = None,
+        dry_run: bool = False,
+    ) -> Object:
+        with self._writing(dry_run=dry_run) as tx:
+            return tx.delete(ObjectKey(kind, namespace, name), expected=resource_version)
+
+    def get(self, kind: str, namespace: str, name: str) -> Object:
+        key = ObjectKey(kind, namespace, name)
+        with self._reading() as conn:
+            found = _load(conn, key)
+        if found is None:
+            raise base.NotFoundError(*key)
+        return found
+
+    def list(self, kind: str, namespace: str | None = None) -> tuple[list[Object], int]:
+        query = sa.select(schema.objects.c.data).where(schema.objects.c.kind == kind)
+        if namespace is not None:
+            query = query.where(schema.objects.c.namespace == namespace)
+        query = query.order_by(schema.objects.c.namespace, schema.objects.c.name)
+        with self._reading() as conn:
+            version = _state(conn).resource_version
+            rows = conn.execute(query).scalars().all()
+        return [objects.loads(data) for data in rows], version
+
+    def events_since(
+        self,
+        resource_version: int,
+        *,
+        kind: str | None = None,
+        namespace: str | None = None,
+        limit: int = 1000,
+    ) -> builtins.list[base.WatchEvent]:
+        log = schema.events
+        query = sa.select(log.c.type, log.c.data, log.c.resource_version)
+        query = query.where(log.c.resource_version > resource_version)
+        if kind is not None:
+            query = query.where(log.c.kind == kind)
+        if namespace is not None:
+            query = query.where(log.c.namespace == namespace)
+        query = query.order_by(log.c.resource_version).limit(limit)
+        with self._reading() as conn:
+            horizon = _state(conn).horizon
+            if resource_version < horizon:
+                raise base.GoneError(resource_version, oldest=horizon)
+            rows = conn.execute(query).all()
+        return [
+            base.WatchEvent(row.type, objects.loads(row.data), row.resource_version) for row in rows
+        ]
+
+    def current_resource_version(self) -> int:
+        with self._reading() as conn:
+            return int(_state(conn).resource_version)
+
+    def compact(self, *, keep: int) -> int:
+        if keep < 0:
+            raise ValueError(f"keep must be >= 0, not {keep}")
+        log = schema.events
+        newest_dropped = (
+            sa.select(log.c.resource_version)
+            .order_by(log.c.resource_version.desc())
+            .offset(keep)
+            .limit(1)
+        )
+        with self._writer.connect() as conn, conn.begin():
+            horizon = int(_state(conn, lock=True).horizon)
+            cutoff = conn.execute(newest_dropped).scalar_one_or_none()
+            if cutoff is None or cutoff <= horizon:
+                return horizon
+            conn.execute(log.delete().where(log.c.resource_version <= cutoff))
+            conn.execute(schema.state.update().values(horizon=cutoff))
+            return int(cutoff)
+
+    def close(self) -> None:
+        self._writer.dispose()
+        self._reader.dispose()
+
+    @contextmanager
+    def _reading(self) -> Iterator[sa.Connection]:
+        with self._reader.connect() as conn, conn.begin():
+            yield conn
+
+    @contextmanager
+    def _writing(self, *, dry_run: bool) -> Iterator[_Transaction]:
+        with self._writer.connect() as conn, conn.begin() as tx:
+            writes = _Transaction(conn, now=self._clock())
+            yield writes
+            writes.finish()
+            if dry_run:
+                tx.rollback()
+
+
+class _Transaction:
+    """One write transaction: allocates resourceVersions, writes rows and logs each change."""
+
+    def __init__(self, conn: sa.Connection, *, now: datetime) -> None:
+        self._conn = conn
+        self._now = now
+        self._start = int(_state(conn, lock=True).resource_version)
+        self._version = self._start
+
+    def create(self, obj: Object) -> Object:
+        key = objects.key_of(obj)
+        if _load(self._conn, key) is not None:
+            raise base.AlreadyExistsError(*key)
+        new = objects.created(obj, uid=str(uuid.uuid4()), now=self._now)
+        return self._put("ADDED", key, new, old=None)
+
+    def update(self, obj: Object) -> Object:
+        key = objects.key_of(obj)
+        old = self._require(key, expected=objects.resource_version(obj))
+        new = objects.replaced(obj, old=old)
+        if objects.is_finished(new):
+            return self._remove(key, new)
+        if objects.same_content(new, old):
+            return old
+        return self._put("MODIFIED", key, new, old=old)
+
+    def delete(self, key: ObjectKey, *, expected: int | None) -> Object:
+        return self._delete(key, self._require(key, expected=expected))
+
+    def finish(self) -> None:
+        if self._version != self._start:
+            self._conn.execute(schema.state.update().values(resource_version=self._version))
+
+    def _require(self, key: ObjectKey, *, expected: int | None) -> Object:
+        old = _load(self._conn, key)
+        if old is None:
+            raise base.NotFoundError(*key)
+        current = objects.resource_version(old)
+        if expected is not None and current is not None and expected != current:
+            raise base.ConflictError(*key, expected=expected, current=current)
+        return old
+
+    def _delete(self, key: ObjectKey, obj: Object) -> Object:
+        """Remove `obj`, or mark it deleting while finalizers hold it."""
+        if not objects.finalizers(obj):
+            return self._remove(key, obj)
+        if objects.is_deleting(obj):
+            return obj
+        return self._put("MODIFIED", key, objects.marked_deleting(obj, now=self._now), old=obj)
+
+    def _remove(self, key: ObjectKey, obj: Object) -> Object:
+        final = objects.versioned(obj, self._next_version())
+        self._conn.execute(schema.objects.delete().where(_where_key(schema.objects, key)))
+        self._conn.execute(schema.owner_refs.delete().where(_where_key(schema.owner_refs, key)))
+        self._log("DELETED", key, final)
+        for dependent in self._dependents(obj["metadata"].get("uid"), key.namespace):
+            found = _load(self._conn, dependent)
+            if found is not None:
+                self._delete(dependent, found)
+        return final
+
+    def _dependents(self, uid: str | None, namespace: str) -> list[ObjectKey]:
+        """Objects naming `uid` as owner, in the owner's namespace or fleet-scoped."""
+        if not uid:
+            return []
+        refs = schema.owner_refs
+        query = sa.select(refs.c.kind, refs.c.namespace, refs.c.name).where(refs.c.owner_uid == uid)
+        if namespace:
+            query = query.where(refs.c.namespace.in_([namespace, ""]))
+        query = query.order_by(refs.c.kind, refs.c.namespace, refs.c.name)
+        return [ObjectKey(*row) for row in self._conn.execute(query)]
+
+    def _put(
+        self, type_: base.EventType, key: ObjectKey, obj: Object, *, old: Object | None
+    ) -> Object:
+        new = objects.versioned(obj, self._next_version())
+        data = objects.dumps(new)
+        if old is None:
+            self._conn.execute(schema.objects.insert().values(**key._asdict(), data=data))
+        else:
+            where = _where_key(schema.objects, key)
+            self._conn.execute(schema.objects.update().where(where).values(data=data))
+        self._index_owners(key, new, old=old)
+        self._log(type_, key, new, data=data)
+        return new
+
+    def _index_owners(self, key: ObjectKey, new: Object, *, old: Object | None) -> None:
+        uids = objects.owner_uids(new)
+        if old is not None and uids == objects.owner_uids(old):
+            return
+        refs = schema.owner_refs
+        self._conn.execute(refs.delete().where(_where_key(refs, key)))
+        if uids:
+            rows = [{"owner_uid": uid, **key._asdict()} for uid in sorted(uids)]
+            self._conn.execute(refs.insert(), rows)
+
+    def _log(self, type_: base.EventType, key: ObjectKey, obj: Object, *, data: str = "") -> None:
+        row = {"type": type_, **key._asdict(), "data": data or objects.dumps(obj)}
+        self._conn.execute(schema.events.insert().values(resource_version=self._version, **row))
+
+    def _next_version(self) -> int:
+        self._version += 1
+        return self._version
+
+
+def _state(conn: sa.Connection, *, lock: bool = False) -> sa.Row[Any]:
+    query = sa.select(schema.state).where(schema.state.c.id == schema.STATE_ID)
+    if lock:
+        pass
+    return conn.execute(query).one()
+
+
+def _load(conn: sa.Connection, key: ObjectKey) -> Object | None:
+    query = sa.select(schema.objects.c.data).where(_where_key(schema.objects, key))
+    data = conn.execute(query).scalar_one_or_none()
+    return None if data is None else objects.loads(data)

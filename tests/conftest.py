@@ -1,0 +1,28 @@
+"""Fixtures shared by every test suite."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from tests.support import postgres
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[postgres.PostgresServer]:
+    """A real PostgreSQL server for the whole session (INFERPLANE_SKIP_POSTGRES=1 skips)."""
+    if os.environ.get("INFERPLANE_SKIP_POSTGRES") == "1":
+        pytest.skip("INFERPLANE_SKIP_POSTGRES=1")
+    try:
+        with postgres.running_postgres() as server:
+            yield server
+    except postgres.PostgresUnavailable as exc:
+        pytest.fail(str(exc), pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def postgres_url(postgres_server: postgres.PostgresServer) -> str:
+    """The SQLAlchemy URL of a database in the session's PostgreSQL server."""
+    return postgres_server.create_database("inferplane")

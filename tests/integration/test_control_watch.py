@@ -1,0 +1,126 @@
+"""Watch over HTTP: order, resumption across a restart, and 410 after compaction."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.integration.manifests import model, path
+from tests.support.control import ControlProcess
+
+pytestmark = pytest.mark.integration
+
+
+def read_events(http: httpx.Client, url: str, *, count: int, **params: Any) -> list[dict[str, Any]]:
+    """The first `count` non-bookmark events of a watch (bounded by timeoutSeconds)."""
+    events: list[dict[str, Any]] = []
+    query = {"watch": "true", "timeoutSeconds": "10", **params}
+    with http.stream("GET", url, params=query) as response:
+        assert response.status_code == 200, response.read()
+        assert response.headers["content-type"] == "application/x-ndjson"
+        for line in response.iter_lines():
+            event = json.loads(line)
+            if event["type"] != "BOOKMARK":
+                events.append(event)
+            if len(events) == count:
+                break
+    return events
+
+
+def versions(events: list[dict[str, Any]]) -> list[int]:
+    return [int(e["object"]["metadata"]["resourceVersion"]) for e in events]
+
+
+def test_watch_opens_with_current_objects_then_streams_changes(
+    control: ControlProcess, namespace: str
+) -> None:
+    with control.http() as http:
+        http.post(path("models", namespace), json=model("a", namespace))
+        listed = http.get(path("models", namespace)).json()
+        http.post(path("models", namespace), json=model("b", namespace))
+        http.patch(path("models", namespace, "a"), json={"spec": {"description": "x"}})
+        http.delete(path("models", namespace, "b"))
+        initial = read_events(http, path("models", namespace), count=1)
+        assert [e["type"] for e in initial] == ["ADDED"]
+        since = read_events(
+            http,
+            path("models", namespace),
+            count=3,
+            resourceVersion=listed["metadata"]["resourceVersion"],
+        )
+    assert [(e["type"], e["object"]["metadata"]["name"]) for e in since] == [
+        ("ADDED", "b"),
+        ("MODIFIED", "a"),
+        ("DELETED", "b"),
+    ]
+    assert versions(since) == sorted(versions(since))
+
+
+def test_watch_filters_by_label_selector(control: ControlProcess, namespace: str) -> None:
+    with control.http() as http:
+        start = http.get(path("models", namespace)).json()["metadata"]["resourceVersion"]
+        for name, tier in (("a", "dev"), ("b", "prod")):
+            obj = model(name, namespace)
+            obj["metadata"]["labels"] = {"tier": tier}
+            http.post(path("models", namespace), json=obj)
+        events = read_events(
+            http,
+            path("models", namespace),
+            count=1,
+            resourceVersion=start,
+            labelSelector="tier=prod",
+        )
+    assert [e["object"]["metadata"]["name"] for e in events] == ["b"]
+
+
+def test_a_watch_resumed_after_a_restart_misses_and_repeats_nothing(
+    fresh_control: ControlProcess,
+) -> None:
+    control = fresh_control
+    control.start()
+    with control.http() as http:
+        start = http.get(path("models", "w")).json()["metadata"]["resourceVersion"]
+        for i in range(3):
+            http.post(path("models", "w"), json=model(f"m{i}", "w"))
+        seen = read_events(http, path("models", "w"), count=3, resourceVersion=start)
+    control.stop()
+    control.start()
+    with control.http() as http:
+        for i in range(3, 6):
+            http.post(path("models", "w"), json=model(f"m{i}", "w"))
+        resumed = read_events(
+            http, path("models", "w"), count=3, resourceVersion=str(versions(seen)[-1])
+        )
+    names = [e["object"]["metadata"]["name"] for e in seen + resumed]
+    assert names == [f"m{i}" for i in range(6)], "every change once, in order"
+    assert versions(seen + resumed) == sorted(set(versions(seen + resumed)))
+
+
+def test_a_compacted_version_answers_410(fresh_control: ControlProcess) -> None:
+    control = fresh_control
+    control.extra_args = ["--watch-history", "5"]
+    control.start()
+    with control.http() as http:
+        for i in range(20):
+            http.post(path("models", "w"), json=model(f"m{i}", "w"))
+    control.stop()
+    control.start()  # compaction runs at start
+    with control.http() as http:
+        gone = http.get(path("models", "w"), params={"watch": "true", "resourceVersion": "1"})
+        assert gone.status_code == 410
+        assert gone.json()["reason"] == "Gone"
+        relist = http.get(path("models", "w")).json()
+        resumed = (
+            read_events(
+                http,
+                path("models", "w"),
+                count=1,
+                resourceVersion=relist["metadata"]["resourceVersion"],
+            )
+            if http.post(path("models", "w"), json=model("late", "w")).status_code == 201
+            else []
+        )
+    assert [e["object"]["metadata"]["name"] for e in resumed] == ["late"]
