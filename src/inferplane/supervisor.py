@@ -84,5 +84,12 @@ class Supervisor:
             except subprocess.TimeoutExpired:
                 child.process.kill()
                 child.process.wait()
-            code = code or abs(child.process.returncode or 0)
+            code = code or _exit_code(child.process.returncode)
         return code
+
+
+def _exit_code(returncode: int | None) -> int:
+    """A child that ended on the SIGTERM/SIGINT we sent stopped cleanly (uvicorn re-raises it)."""
+    if returncode in (None, 0, -signal.SIGTERM, -signal.SIGINT):
+        return 0
+    return abs(returncode)

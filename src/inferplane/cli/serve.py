@@ -51,7 +51,10 @@ def control(
     At first start it creates a fleet-admin token in DATA_DIR/admin-token (mode 0600);
     the CLI on the same machine finds it there.
 
-    Example: inferplane control --port 8470 --data-dir ./state
+    Examples:
+
+    inferplane control --port 8470 --data-dir ./state
+    INFERPLANE_STORE=postgresql://inferplane@db:5432/inferplane inferplane control
     """
     from inferplane.control.main import serve
     from inferplane.control.settings import ControlSettings
@@ -78,7 +81,10 @@ def up(
     Today this starts the control plane; the agent, gateway and reference engine join it as
     their issues land. Stop with Ctrl-C: every child is stopped gracefully.
 
-    Example: inferplane up --data-dir ~/.inferplane
+    Examples:
+
+    inferplane up
+    inferplane up --data-dir ./state --port 9470
     """
     from inferplane.supervisor import Child, Supervisor
 

@@ -35,8 +35,14 @@ def rfc3339(moment: datetime) -> str:
 
 
 def dumps(value: Any) -> str:
-    """Canonical JSON: sorted keys, so equal values give equal text."""
-    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+    """Canonical JSON: sorted keys, so equal values give equal text.
+
+    Integers must fit in 64 bits, as in Kubernetes: ValueError otherwise.
+    """
+    try:
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+    except orjson.JSONEncodeError as exc:
+        raise ValueError(f"object cannot be stored as JSON: {exc}") from exc
 
 
 def loads(text: str) -> Object:

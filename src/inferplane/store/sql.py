@@ -250,7 +250,7 @@ class _Transaction:
 def _state(conn: sa.Connection, *, lock: bool = False) -> sa.Row[Any]:
     query = sa.select(schema.state).where(schema.state.c.id == schema.STATE_ID)
     if lock:
-        pass
+        query = query.with_for_update()
     return conn.execute(query).one()
 
 

@@ -125,6 +125,25 @@ def test_a_compacted_version_raises_gone_before_any_event(store: Store) -> None:
     _with_hub(store, scenario)
 
 
+def test_compaction_past_a_live_subscriber_ends_it_with_gone(store: Store) -> None:
+    def write(count: int) -> None:  # no notify: the hub reads nothing until the end
+        for _ in range(count):
+            store.create(obj("Replica", f"r{store.current_resource_version()}"))
+
+    async def scenario(hub: WatchHub) -> None:
+        await asyncio.to_thread(write, 2)
+        async with _subscribe(hub) as stream:
+            assert await _take(stream, 2) == [1, 2]  # from the log, not from the hub
+            waiting = asyncio.ensure_future(_take(stream, 1))
+            await asyncio.to_thread(write, 4)
+            await asyncio.to_thread(store.compact, keep=1)
+            hub.notify()
+            with pytest.raises(GoneError):
+                await waiting
+
+    _with_hub(store, scenario)
+
+
 def test_notify_from_a_worker_thread_wakes_a_waiting_subscriber(store: Store) -> None:
     async def scenario(hub: WatchHub) -> None:
         await _create(store, hub, "a")
