@@ -28,6 +28,8 @@ class Verdict:
     """(watcher, write) pairs checked."""
     extra: int = 0
     """Events no benchmark write caused."""
+    last_delivery: float = 0.0
+    """time.monotonic() of the latest delivery of a benchmark write's event to any watcher."""
 
 
 def judge(writes: Sequence[writer.Write], logs: Sequence[watchers.WatcherLog]) -> Verdict:
@@ -55,15 +57,16 @@ def _judge_one(
         if count != 1:
             problems.append(f"{write.type} {key[0]} rv={key[1]} received {count} times")
     for event in events:
-        write = expected.get((event.name, event.resource_version))
-        if write is None:
+        caused_by = expected.get((event.name, event.resource_version))
+        if caused_by is None:
             verdict.extra += 1
-        elif event.type != write.type:
+        elif event.type != caused_by.type:
             problems.append(
-                f"{event.name} rv={event.resource_version}: {event.type}, not {write.type}"
+                f"{event.name} rv={event.resource_version}: {event.type}, not {caused_by.type}"
             )
         else:
-            verdict.latencies_ms.append((event.at - write.sent) * 1000.0)
+            verdict.latencies_ms.append((event.at - caused_by.sent) * 1000.0)
+            verdict.last_delivery = max(verdict.last_delivery, event.at)
     verdict.checked += len(expected)
     return problems
 

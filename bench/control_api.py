@@ -14,7 +14,11 @@ database per scenario) and each watcher count W (default 1, 10, 100):
    its write by (name, resourceVersion from the write's response). Latency = arrival - send,
    over every (watcher, write) pair; p50 and p99 are reported. It includes the write's own
    round trip, whose p50 is shown beside it ("write p50"), so the delivery share is roughly
-   the difference. CLOCK_MONOTONIC is one clock for all processes on a machine.
+   the difference. CLOCK_MONOTONIC is one clock for all processes on a machine. The
+   watchers read with a minimal HTTP/1.1 client (`bench/ndjson.py`, ~20 us of CPU an
+   event) rather than httpx (~55 us), since on a small machine the client's CPU competes
+   with the control plane's and would show up as watch latency. The CPU columns show
+   how much each side used.
 5. Correctness: every watcher must see every write's event exactly once, with the right type
    (ADDED / MODIFIED), and every event in strictly increasing resourceVersion order. Any
    miss, duplicate, reordering, failed write or broken stream is printed and the exit status
@@ -43,15 +47,15 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from rich.console import Console  # noqa: E402
+from rich.console import Console, JustifyMethod  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from bench import backends, baseline, checks, scenario  # noqa: E402
 
 DEFAULT_N = 500
-DEFAULT_WATCHERS = (1, 10, 100)
+DEFAULT_WATCHERS: tuple[int, ...] = (1, 10, 100)
 QUICK_N = 100
-QUICK_WATCHERS = (1, 10)
+QUICK_WATCHERS: tuple[int, ...] = (1, 10)
 
 
 @dataclass(frozen=True)
@@ -72,6 +76,9 @@ class Row:
     p50_ms: float = float("nan")
     p99_ms: float = float("nan")
     write_p50_ms: float = float("nan")
+    write_p99_ms: float = float("nan")
+    plane_cpu_s: float = float("nan")
+    watchers_cpu_s: float = float("nan")
     checked: int = 0
     extra: int = 0
     seconds: float = 0.0
@@ -143,6 +150,9 @@ def fill(row: Row, outcome: scenario.Outcome) -> None:
     row.p99_ms = checks.percentile(verdict.latencies_ms, 99)
     round_trips = [(w.done - w.sent) * 1000.0 for w in outcome.run.writes]
     row.write_p50_ms = checks.percentile(round_trips, 50)
+    row.write_p99_ms = checks.percentile(round_trips, 99)
+    row.plane_cpu_s = outcome.cpu.plane
+    row.watchers_cpu_s = outcome.cpu.watchers
     row.checked = verdict.checked
     row.extra = verdict.extra
     row.problems = outcome.problems
@@ -150,18 +160,21 @@ def fill(row: Row, outcome: scenario.Outcome) -> None:
 
 
 def table(rows: Sequence[Row]) -> Table:
-    out = Table(title="control plane API: writes and watch fan-out")
+    out = Table(title="control plane API: writes and watch fan-out (latencies in ms)")
     headers = ["backend", "watchers", "N", "API writes/s", "baseline writes/s", "ratio"]
-    headers += ["fan-out p50 ms", "p99 ms", "write p50 ms", "events checked", "result"]
+    headers += ["fan-out p50", "fan-out p99", "write p50", "write p99", "events checked"]
+    headers += ["CPU s plane", "CPU s watchers", "result"]
     for header in headers:
-        out.add_column(header, justify="left" if header == "backend" else "right")
+        justify: JustifyMethod = "left" if header == "backend" else "right"
+        out.add_column(header, justify=justify, no_wrap=True)
     for row in rows:
         ratio = row.api_wps / row.baseline_wps if row.baseline_wps else float("nan")
         result = "ok" if not row.problems else f"[bold red]FAIL ({len(row.problems)})[/]"
         out.add_row(
             row.backend, str(row.watchers), str(row.n), f"{row.api_wps:,.0f}",
             f"{row.baseline_wps:,.0f}", f"{ratio:.3f}", f"{row.p50_ms:,.1f}",
-            f"{row.p99_ms:,.1f}", f"{row.write_p50_ms:,.1f}", f"{row.checked:,}", result,
+            f"{row.p99_ms:,.1f}", f"{row.write_p50_ms:,.1f}", f"{row.write_p99_ms:,.1f}",
+            f"{row.checked:,}", f"{row.plane_cpu_s:.1f}", f"{row.watchers_cpu_s:.1f}", result,
         )  # fmt: skip
     return out
 
@@ -193,14 +206,16 @@ def report_problems(console: Console, rows: Sequence[Row]) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     options = parse(argv)
-    console = Console(width=160)
+    console = Console(width=200)
     header(console, options)
     started = time.monotonic()
     rows = measure(options, Console(stderr=True))
     console.print(table(rows))
     console.print(
-        "fan-out latency = watcher receipt - write request sent, over every (watcher, write)"
-        " pair; write p50 = the write's own round trip. ratio = API / baseline writes/s."
+        "fan-out = watcher receipt - write request sent, over every (watcher, write) pair;"
+        " write = the write's own round trip; ratio = API / baseline writes/s;\nCPU s = CPU"
+        " seconds the control plane / the watcher process used from the first write to the"
+        " last event (a sum near 2 x wall time means the machine was saturated)."
     )
     extra = sum(row.extra for row in rows)
     if extra:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import time
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
 
 from tests.support import control
 
-from bench import backends, checks, watchers, writer
+from bench import backends, checks, cpu, watchers, writer
 from bench import objects as bench_objects
 
 READY_TIMEOUT_S = 60.0
@@ -22,6 +23,7 @@ LOG_TAIL_CHARS = 2000
 class Outcome:
     run: writer.WriteRun
     verdict: checks.Verdict
+    cpu: cpu.CpuUse
     log_tail: str = ""
     """The end of the control plane's log, kept when something went wrong."""
 
@@ -65,17 +67,28 @@ def _measure(
     ours, theirs = context.Pipe()
     child = context.Process(target=watchers.serve, args=(spec, theirs), daemon=True)
     child.start()
+    theirs.close()  # so that a dead child reads as EOF, not as silence
     try:
         _expect(ours, "ready", READY_TIMEOUT_S)
+        plane_cpu, writer_cpu = _plane_cpu(plane), time.process_time()
         run = asyncio.run(writer.run(plane.url, plane.admin_token, n=n, concurrency=concurrency))
+        writer_cpu = time.process_time() - writer_cpu
         ours.send("done")
-        logs: list[watchers.WatcherLog] = _expect(ours, "result", GRACE_S + READY_TIMEOUT_S)
+        result: watchers.WatchResult = _expect(ours, "result", GRACE_S + READY_TIMEOUT_S)
+        plane_cpu = _plane_cpu(plane) - plane_cpu
         child.join(timeout=10)
     finally:
         if child.is_alive():
             child.terminate()
             child.join()
-    return Outcome(run, checks.judge(run.writes, logs))
+    use = cpu.CpuUse(plane=plane_cpu, watchers=result.cpu_seconds, writer=writer_cpu)
+    return Outcome(run, checks.judge(run.writes, result.logs), use)
+
+
+def _plane_cpu(plane: control.ControlProcess) -> float:
+    if plane.process is None:
+        raise ScenarioFailed("the control plane was not started")
+    return cpu.process_seconds(plane.process.pid)
 
 
 def _list_version(plane: control.ControlProcess) -> int:

@@ -1,12 +1,14 @@
 """W watchers in a child process of their own, so that reading W streams does not slow the writer.
 
-Each watcher streams `GET …/models?watch=true&resourceVersion=START` and stamps every chunk
-with `time.monotonic()` as it arrives. CLOCK_MONOTONIC is one clock for every process on the
-machine, so these stamps compare directly with the writer's.
+Each watcher streams `GET …/models?watch=true&resourceVersion=START` (with `bench.ndjson`,
+which costs little per event) and stamps every chunk with `time.monotonic()` as it arrives.
+CLOCK_MONOTONIC is one clock for every process on the machine, so these stamps compare
+directly with the writer's. Lines are parsed only after the run.
 
 Protocol over the pipe: the child sends ("ready", None) once every stream has answered 200
 (or ("failed", reason)); the parent sends "done" when its writes are done; the child then
-waits at most `grace_s` for every watcher to see the end marker and sends ("result", logs).
+waits at most `grace_s` for every watcher to see the end marker and sends ("result",
+WatchResult).
 """
 
 from __future__ import annotations
@@ -17,10 +19,11 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import NamedTuple
 
-import httpx
 import orjson
 
-from bench import objects
+from bench import ndjson, objects
+
+MARKER_BYTES = objects.END_MARKER.encode()
 
 
 class Received(NamedTuple):
@@ -39,6 +42,13 @@ class WatcherLog:
 
 
 @dataclass(frozen=True)
+class WatchResult:
+    logs: list[WatcherLog]
+    cpu_seconds: float
+    """CPU the watcher process spent from the first write to the end of the last stream."""
+
+
+@dataclass(frozen=True)
 class WatchSpec:
     url: str
     token: str
@@ -49,7 +59,18 @@ class WatchSpec:
 
 
 class WatchFailed(Exception):
-    """A stream answered badly, carried an ERROR event, or ended early."""
+    """A stream carried an ERROR event or a line that is not a watch event."""
+
+
+@dataclass
+class _Lines:
+    """What one stream delivered, raw: (arrival time, line)."""
+
+    lines: list[tuple[float, bytes]] = field(default_factory=list)
+
+    def add(self, line: bytes, at: float) -> bool:
+        self.lines.append((at, line))
+        return MARKER_BYTES in line and _is_marker(line)
 
 
 def serve(spec: WatchSpec, conn: Connection) -> None:
@@ -58,66 +79,68 @@ def serve(spec: WatchSpec, conn: Connection) -> None:
 
 
 async def _main(spec: WatchSpec, conn: Connection) -> None:
-    headers = {"Authorization": f"Bearer {spec.token}"}
-    limits = httpx.Limits(max_connections=spec.watchers, max_keepalive_connections=0)
-    timeout = httpx.Timeout(30.0, read=None)
-    async with httpx.AsyncClient(
-        base_url=spec.url, headers=headers, limits=limits, timeout=timeout
-    ) as client:
-        try:
-            responses = await asyncio.gather(*(_open(client, spec) for _ in range(spec.watchers)))
-        except (httpx.HTTPError, WatchFailed) as exc:
-            conn.send(("failed", repr(exc)))
-            return
-        logs = [WatcherLog() for _ in responses]
-        tasks = [
-            asyncio.create_task(_consume(r, log)) for r, log in zip(responses, logs, strict=True)
-        ]
-        conn.send(("ready", None))
-        await asyncio.to_thread(conn.recv)
-        _, pending = await asyncio.wait(tasks, timeout=spec.grace_s)
-        for task in pending:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        for log, response in zip(logs, responses, strict=True):
-            await response.aclose()
-            if log.error is None and (not log.events or log.events[-1].name != objects.END_MARKER):
-                log.error = f"no end marker within {spec.grace_s:.0f}s of the last write"
-    conn.send(("result", logs))
-
-
-async def _open(client: httpx.AsyncClient, spec: WatchSpec) -> httpx.Response:
-    params = {"watch": "true", "resourceVersion": str(spec.start_version)}
-    request = client.build_request("GET", objects.MODELS_PATH, params=params)
-    response = await client.send(request, stream=True)
-    if response.status_code != 200:
-        body = await response.aread()
-        raise WatchFailed(f"watch answered {response.status_code}: {body[:300]!r}")
-    return response
-
-
-async def _consume(response: httpx.Response, log: WatcherLog) -> None:
-    """Read until the end marker; an error is noted in the log, never raised."""
-    buffer = b""
+    url = f"{spec.url}{objects.MODELS_PATH}?watch=true&resourceVersion={spec.start_version}"
+    raw = [_Lines() for _ in range(spec.watchers)]
     try:
-        async for chunk in response.aiter_raw():
-            at = time.monotonic()
-            *lines, buffer = (buffer + chunk).split(b"\n")
-            for line in lines:
-                if line and _record(line, at, log):
-                    return
-        raise WatchFailed("the stream ended before the end marker")
-    except (httpx.HTTPError, WatchFailed, ValueError, KeyError) as exc:
-        log.error = repr(exc)
+        streams = await asyncio.gather(
+            *(ndjson.open_stream(url, token=spec.token, on_line=lines.add) for lines in raw)
+        )
+    except (OSError, ndjson.StreamError) as exc:
+        conn.send(("failed", repr(exc)))
+        return
+    conn.send(("ready", None))
+    started = time.process_time()
+    await asyncio.to_thread(conn.recv)
+    errors = await _wait_all(streams, spec.grace_s)
+    used = time.process_time() - started
+    logs = [_parse(lines, error) for lines, error in zip(raw, errors, strict=True)]
+    conn.send(("result", WatchResult(logs, used)))
 
 
-def _record(line: bytes, at: float, log: WatcherLog) -> bool:
-    """Note one event line; True once it is the end marker."""
+async def _wait_all(streams: list[ndjson.Stream], grace_s: float) -> list[str | None]:
+    """Wait for every stream to reach the end marker; answer each one's error, if any."""
+    tasks = [asyncio.create_task(stream.finished()) for stream in streams]
+    _, pending = await asyncio.wait(tasks, timeout=grace_s)
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    for stream in streams:
+        stream.close()
+    return [_error_of(task, grace_s) for task in tasks]
+
+
+def _error_of(task: asyncio.Task[None], grace_s: float) -> str | None:
+    if task.cancelled():
+        return f"no end marker within {grace_s:.0f}s of the last write"
+    error = task.exception()
+    return repr(error) if error else None
+
+
+def _parse(raw: _Lines, error: str | None) -> WatcherLog:
+    log = WatcherLog(error=error)
+    try:
+        for at, line in raw.lines:
+            event = _event(line, at)
+            if event is not None:
+                log.events.append(event)
+    except (WatchFailed, ValueError, KeyError) as exc:
+        log.error = log.error or repr(exc)
+    return log
+
+
+def _event(line: bytes, at: float) -> Received | None:
+    """The event a line holds; None for a bookmark."""
     event = orjson.loads(line)
     if event["type"] == "BOOKMARK":
-        return False
+        return None
     if event["type"] == "ERROR":
         raise WatchFailed(f"ERROR event: {event['object']}")
     meta = event["object"]["metadata"]
-    log.events.append(Received(at, event["type"], meta["name"], int(meta["resourceVersion"])))
-    return bool(meta["name"] == objects.END_MARKER)
+    return Received(at, event["type"], meta["name"], int(meta["resourceVersion"]))
+
+
+def _is_marker(line: bytes) -> bool:
+    try:
+        return bool(orjson.loads(line)["object"]["metadata"]["name"] == objects.END_MARKER)
+    except (ValueError, KeyError, TypeError):
+        return False

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
@@ -85,18 +86,28 @@ async def _changes(
         while deadline is None or time.monotonic() < deadline:
             wait = interval if deadline is None else min(interval, deadline - time.monotonic())
             try:
-                item = await asyncio.wait_for(queue.get(), timeout=max(wait, 0.0))
+                # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancellation.
+                async with asyncio.timeout(max(wait, 0.0)):
+                    batch = [await queue.get()]
             except TimeoutError:
                 yield _bookmark(info, last)
                 continue
-            if isinstance(item, store_base.GoneError):
-                yield _error(errors.from_store(item, plural=info.plural, name=""))
-                return
-            if isinstance(item, Exception):
-                raise item
-            last = item.resource_version
-            if _wanted(item, info, namespace, selected):
-                yield _line(item.type, item.object)
+            while not queue.empty():  # what else is queued goes out in the same chunk
+                batch.append(queue.get_nowait())
+            chunk = bytearray()
+            for item in batch:
+                if isinstance(item, store_base.GoneError):
+                    yield bytes(chunk) + _error(
+                        errors.from_store(item, plural=info.plural, name="")
+                    )
+                    return
+                if isinstance(item, Exception):
+                    raise item
+                last = item.resource_version
+                if _wanted(item, info, namespace, selected):
+                    chunk += _encoded(item)
+            if chunk:
+                yield bytes(chunk)
     finally:
         pump.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -122,6 +133,23 @@ def _wanted(
     if namespace is not None and obj["metadata"].get("namespace", "") != namespace:
         return False
     return sel.matches(obj)
+
+
+# Keyed by version and uid: unique within a store, and distinct across stores in one process.
+_ENCODED: OrderedDict[tuple[int, str], bytes] = OrderedDict()
+_ENCODED_MAX = 4096
+
+
+def _encoded(event: store_base.WatchEvent) -> bytes:
+    """An event's line, serialised once however many watchers send it."""
+    key = (event.resource_version, str(event.object["metadata"].get("uid", "")))
+    line = _ENCODED.get(key)
+    if line is None:
+        line = _line(event.type, event.object)
+        _ENCODED[key] = line
+        if len(_ENCODED) > _ENCODED_MAX:
+            _ENCODED.popitem(last=False)
+    return line
 
 
 def _line(kind: str, obj: dict[str, Any]) -> bytes:

@@ -154,4 +154,4 @@ class Store(ABC):
 
     @abstractmethod
     def close(self) -> None:
-        """Release connections; the store is unusable afterwards."""
+        """Release every pooled connection; call it once, at shutdown."""

@@ -31,7 +31,8 @@ def open_store(url: str, *, clock: Callable[[], datetime] = objects.utcnow) -> b
     """Open (creating its tables if needed) the store at `sqlite:///PATH` or `postgresql://...`."""
     reader, writer = create_engines(url)
     schema.create(writer)
-    return sql.SqlStore(reader=reader, writer=writer, clock=clock)
+    sqlite = writer.dialect.name == "sqlite"
+    return sql.SqlStore(reader=reader, writer=writer, clock=clock, serialize_writes=sqlite)
 
 
 def create_engines(url: str) -> tuple[sa.Engine, sa.Engine]:

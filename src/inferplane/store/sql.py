@@ -9,9 +9,10 @@ N never later finds a change below N. Reads run in a snapshot transaction (the e
 from __future__ import annotations
 
 import builtins
+import threading
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import datetime
 from typing import Any
 
@@ -31,11 +32,22 @@ class SqlStore(base.Store):
     """A store on any SQLAlchemy engine pair whose dialect setup `engines.py` provides."""
 
     def __init__(
-        self, *, reader: sa.Engine, writer: sa.Engine, clock: Callable[[], datetime]
+        self,
+        *,
+        reader: sa.Engine,
+        writer: sa.Engine,
+        clock: Callable[[], datetime],
+        serialize_writes: bool = False,
     ) -> None:
         self._reader = reader
         self._writer = writer
         self._clock = clock
+        # SQLite's busy handler sleeps in steps of up to 100 ms while threads fight for the
+        # write lock; queueing writers in-process first keeps the tail short. PostgreSQL
+        # queues them on the state row instead.
+        self._write_lock: AbstractContextManager[Any] = (
+            threading.Lock() if serialize_writes else nullcontext()
+        )
 
     def create(self, obj: Object, *, dry_run: bool = False) -> Object:
         with self._writing(dry_run=dry_run) as tx:
@@ -114,7 +126,7 @@ class SqlStore(base.Store):
             .offset(keep)
             .limit(1)
         )
-        with self._writer.connect() as conn, conn.begin():
+        with self._write_lock, self._writer.connect() as conn, conn.begin():
             horizon = int(_state(conn, lock=True).horizon)
             cutoff = conn.execute(newest_dropped).scalar_one_or_none()
             if cutoff is None or cutoff <= horizon:
@@ -134,8 +146,8 @@ class SqlStore(base.Store):
 
     @contextmanager
     def _writing(self, *, dry_run: bool) -> Iterator[_Transaction]:
-        with self._writer.connect() as conn, conn.begin() as tx:
-            writes = _Transaction(conn, now=self._clock())
+        with self._write_lock, self._writer.connect() as conn, conn.begin() as tx:
+            writes = _Transaction.begin(conn, now=self._clock())
             yield writes
             writes.finish()
             if dry_run:
@@ -145,11 +157,17 @@ class SqlStore(base.Store):
 class _Transaction:
     """One write transaction: allocates resourceVersions, writes rows and logs each change."""
 
-    def __init__(self, conn: sa.Connection, *, now: datetime) -> None:
+    def __init__(self, conn: sa.Connection, *, now: datetime, resource_version: int) -> None:
         self._conn = conn
         self._now = now
-        self._start = int(_state(conn, lock=True).resource_version)
-        self._version = self._start
+        self._start = resource_version
+        self._version = resource_version
+
+    @classmethod
+    def begin(cls, conn: sa.Connection, *, now: datetime) -> _Transaction:
+        """Lock the state row first: writers queue here and commit in version order."""
+        version = int(_state(conn, lock=True).resource_version)
+        return cls(conn, now=now, resource_version=version)
 
     def create(self, obj: Object) -> Object:
         key = objects.key_of(obj)
@@ -196,7 +214,7 @@ class _Transaction:
         final = objects.versioned(obj, self._next_version())
         self._conn.execute(schema.objects.delete().where(_where_key(schema.objects, key)))
         self._conn.execute(schema.owner_refs.delete().where(_where_key(schema.owner_refs, key)))
-        self._log("DELETED", key, final)
+        self._log("DELETED", key, objects.dumps(final))
         for dependent in self._dependents(obj["metadata"].get("uid"), key.namespace):
             found = _load(self._conn, dependent)
             if found is not None:
@@ -225,7 +243,7 @@ class _Transaction:
             where = _where_key(schema.objects, key)
             self._conn.execute(schema.objects.update().where(where).values(data=data))
         self._index_owners(key, new, old=old)
-        self._log(type_, key, new, data=data)
+        self._log(type_, key, data)
         return new
 
     def _index_owners(self, key: ObjectKey, new: Object, *, old: Object | None) -> None:
@@ -238,9 +256,9 @@ class _Transaction:
             rows = [{"owner_uid": uid, **key._asdict()} for uid in sorted(uids)]
             self._conn.execute(refs.insert(), rows)
 
-    def _log(self, type_: base.EventType, key: ObjectKey, obj: Object, *, data: str = "") -> None:
-        row = {"type": type_, **key._asdict(), "data": data or objects.dumps(obj)}
-        self._conn.execute(schema.events.insert().values(resource_version=self._version, **row))
+    def _log(self, type_: base.EventType, key: ObjectKey, data: str) -> None:
+        row = {"resource_version": self._version, "type": type_, **key._asdict(), "data": data}
+        self._conn.execute(schema.events.insert().values(**row))
 
     def _next_version(self) -> int:
         self._version += 1

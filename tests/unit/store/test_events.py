@@ -13,8 +13,10 @@ def _write(store: Store, count: int, *, prefix: str) -> None:
         store.create(obj("Replica", f"{prefix}-{i}"))
 
 
-def _versions(store: Store, since: int, **filters: str) -> list[int]:
-    return [e.resource_version for e in store.events_since(since, **filters)]
+def _versions(
+    store: Store, since: int, *, kind: str | None = None, namespace: str | None = None
+) -> list[int]:
+    return [e.resource_version for e in store.events_since(since, kind=kind, namespace=namespace)]
 
 
 def test_events_carry_type_object_and_version(store: Store) -> None:

@@ -32,7 +32,10 @@ def test_timestamps_are_utc_seconds_with_z() -> None:
 
 def test_created_sets_identity_and_drops_what_callers_cannot_set() -> None:
     now = datetime(2024, 1, 2, tzinfo=UTC)
-    given_obj = {"kind": "X", "metadata": {"name": "n", "resourceVersion": "5", "uid": "mine"}}
+    given_obj: dict[str, Any] = {
+        "kind": "X",
+        "metadata": {"name": "n", "resourceVersion": "5", "uid": "mine"},
+    }
     new = objects.created(given_obj, uid="u-1", now=now)
     assert new["metadata"] == {
         "name": "n", "uid": "u-1", "generation": 1, "creationTimestamp": "2024-01-02T00:00:00Z"

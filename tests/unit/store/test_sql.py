@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from inferplane.store import AlreadyExistsError, ConflictError, NotFoundError, Store
@@ -108,7 +110,7 @@ def test_update_without_version_is_unconditional(store: Store) -> None:
 
 def test_generation_bumps_only_when_spec_changes(store: Store) -> None:
     current = store.create(obj("Deployment", "chat", spec={"replicas": 1, "model": "m"}))
-    steps = [
+    steps: list[tuple[dict[str, Any], int]] = [
         ({"status": {"phase": "Ready"}}, 1),
         ({"labels": {"a": "b"}}, 1),
         ({"spec": {"model": "m", "replicas": 1}}, 1),  # same spec, other key order

@@ -150,7 +150,12 @@ def test_notify_from_a_worker_thread_wakes_a_waiting_subscriber(store: Store) ->
         async with _subscribe(hub) as stream:
             assert await _take(stream, 1) == [1]
             waiting = asyncio.ensure_future(_take(stream, 1))
-            await asyncio.to_thread(lambda: (store.create(obj("Replica", "b")), hub.notify()))
+
+            def write_and_notify() -> None:
+                store.create(obj("Replica", "b"))
+                hub.notify()
+
+            await asyncio.to_thread(write_and_notify)
             assert await asyncio.wait_for(waiting, 5) == [2]  # the poll interval is an hour
 
     _with_hub(store, scenario)
