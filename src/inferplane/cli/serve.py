@@ -109,7 +109,8 @@ def up(
 def _banner(url: str, data_dir: Path) -> Panel:
     token_path = data_dir / "admin-token"
     lines = [
-        f"[bold]control plane[/bold]  {url}   (API docs: {url}/docs)",
+        f"[bold]control plane[/bold]  {url}",
+        f"[bold]API docs[/bold]       {url}/docs",
         f"[bold]admin token[/bold]    {token_path}",
         f"[bold]store[/bold]          sqlite in {data_dir}",
         "",

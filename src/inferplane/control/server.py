@@ -69,7 +69,8 @@ def create_app(settings: ControlSettings) -> FastAPI:
 
 
 async def _start(settings: ControlSettings, metrics: Metrics) -> ControlPlane:
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    # The data dir holds the store and the admin token: private to the control plane's user.
+    settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     url = settings.store_url or sqlite_url(settings.data_dir)
     store = await asyncio.to_thread(open_store, url)
     await asyncio.to_thread(bootstrap.ensure_admin_token, store, settings.admin_token_path)
