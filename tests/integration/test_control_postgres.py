@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
-from tests.integration.manifests import model, path
+from tests.integration.manifests import deployment, model, path
 from tests.integration.test_control_watch import read_events
 from tests.support import postgres
 from tests.support.control import ControlProcess
@@ -68,3 +69,30 @@ def test_a_watch_survives_a_restart_on_postgres(tmp_path: Path, database: str) -
     finally:
         control.stop()
     assert [e["object"]["metadata"]["name"] for e in events] == ["before", "after"]
+
+
+def leading(control: ControlProcess) -> bool:
+    with control.http("") as http:
+        metrics = http.get("/metrics").text
+    return "inferplane_controller_leader 1.0" in metrics
+
+
+def test_one_replica_runs_the_controllers_and_the_other_takes_over(
+    replicas: tuple[ControlProcess, ControlProcess],
+) -> None:
+    first, second = replicas
+    assert leading(first) and not leading(second)
+    first.stop()  # a graceful stop releases the lease
+    deadline = time.monotonic() + 20
+    while not leading(second):
+        assert time.monotonic() < deadline, "the second replica never took over"
+        time.sleep(0.2)
+    with second.http() as http:
+        http.post(path("deployments", "pg"), json=deployment("chat", "pg", model="none"))
+        while True:
+            status = http.get(path("deployments", "pg", "chat")).json()["status"]
+            if status.get("conditions"):
+                break
+            assert time.monotonic() < deadline, "no controller reconciled after the takeover"
+            time.sleep(0.1)
+    assert status["conditions"][0]["reason"] == "ModelNotFound"

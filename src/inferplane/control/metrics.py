@@ -38,6 +38,11 @@ class Metrics:
             ["controller", "result"],
             registry=self.registry,
         )
+        self.leader = Gauge(
+            "inferplane_controller_leader",
+            "1 on the control-plane replica that holds the controllers lease.",
+            registry=self.registry,
+        )
         self.queue_depth = Gauge(
             "inferplane_controller_queue_depth",
             "Keys waiting in a controller's work queue.",

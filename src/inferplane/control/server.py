@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import socket
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
@@ -17,7 +19,7 @@ from starlette.exceptions import HTTPException
 
 import inferplane
 from inferplane import logs
-from inferplane.control import auth, bootstrap, errors, resources
+from inferplane.control import auth, bootstrap, errors, leader, resources
 from inferplane.control.controllers.deployments import DeploymentController
 from inferplane.control.metrics import Metrics
 from inferplane.control.middleware import Observe
@@ -88,17 +90,33 @@ def _background(plane: ControlPlane) -> list[asyncio.Task[None]]:
         asyncio.create_task(_housekeeping(plane), name="housekeeping"),
     ]
     if plane.settings.controllers:
-        loop = asyncio.get_running_loop()
+        elector = leader.LeaderElector(plane.store, identity=_identity(plane.settings))
+        gauge = plane.metrics.leader
 
-        def notify() -> None:
-            loop.call_soon_threadsafe(plane.hub.notify)
+        def on_change(held: bool) -> None:
+            gauge.set(1 if held else 0)
 
-        objects = Objects(plane.store, notify)
-        recorder = EventRecorder(plane.store, component="control-plane", on_write=notify)
-        controller = DeploymentController(objects, recorder)
-        runner = ControllerRunner(controller, plane.store, plane.hub, plane.metrics)
-        tasks.append(asyncio.create_task(runner.run(), name="controller-deployments"))
+        runs = elector.run(lambda: _controllers(plane), on_change=on_change)
+        tasks.append(asyncio.create_task(runs, name="leader-election"))
     return tasks
+
+
+def _identity(settings: ControlSettings) -> str:
+    return f"{socket.gethostname()}:{settings.port}:{os.getpid()}"
+
+
+async def _controllers(plane: ControlPlane) -> None:
+    """Every reconcile loop; runs only on the replica that holds the controllers lease."""
+    loop = asyncio.get_running_loop()
+
+    def notify() -> None:
+        loop.call_soon_threadsafe(plane.hub.notify)
+
+    objects = Objects(plane.store, notify)
+    recorder = EventRecorder(plane.store, component="control-plane", on_write=notify)
+    controllers = [DeploymentController(objects, recorder)]
+    runners = [ControllerRunner(c, plane.store, plane.hub, plane.metrics) for c in controllers]
+    await asyncio.gather(*(runner.run() for runner in runners))
 
 
 async def _follow_keys(plane: ControlPlane) -> None:
