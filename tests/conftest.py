@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.support import postgres
+from tests.support.control import ControlProcess
 
 
 @pytest.fixture(scope="session")
@@ -26,3 +27,12 @@ def postgres_server() -> Iterator[postgres.PostgresServer]:
 def postgres_url(postgres_server: postgres.PostgresServer) -> str:
     """The SQLAlchemy URL of a database in the session's PostgreSQL server."""
     return postgres_server.create_database("inferplane")
+
+
+@pytest.fixture(scope="module")
+def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlProcess]:
+    """A real `inferplane control` process on a loopback port, one per test module."""
+    process = ControlProcess(tmp_path_factory.mktemp("control"))
+    process.start()
+    yield process
+    process.stop()

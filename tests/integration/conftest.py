@@ -12,12 +12,9 @@ _namespaces = itertools.count()
 
 
 @pytest.fixture(scope="module")
-def control(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlProcess]:
-    """One real control plane process per test module, on a loopback port."""
-    process = ControlProcess(tmp_path_factory.mktemp("control"))
-    process.start()
-    yield process
-    process.stop()
+def control(control_plane: ControlProcess) -> ControlProcess:
+    """The module's control plane, by its short name."""
+    return control_plane
 
 
 @pytest.fixture
