@@ -66,13 +66,19 @@ def load_documents(text: str, source: str) -> list[dict[str, Any]]:
     Raises DocumentError(source, index, message) for malformed YAML (the message has the line
     and column) or a document that is not a mapping; index counts every document from 0.
     """
-    docs: list[dict[str, Any]] = []
+    return [doc for _, doc in load_indexed(text, source)]
+
+
+def load_indexed(text: str, source: str) -> list[tuple[int, dict[str, Any]]]:
+    """Like load_documents, with each document's index in the stream (empty ones counted),
+    so that errors found later name the same position DocumentError would."""
+    docs: list[tuple[int, dict[str, Any]]] = []
     for index, doc in _documents(text, source):
         if doc is None:
             continue
         if not isinstance(doc, dict):
             raise DocumentError(source, index, f"expected a mapping, got {_yaml_type(doc)}")
-        docs.append(doc)
+        docs.append((index, doc))
     return docs
 
 

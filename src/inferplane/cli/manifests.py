@@ -43,7 +43,7 @@ def read(source: str) -> list[Manifest]:
     """The objects of one source; raises DocumentError (YAML) or OSError (file)."""
     text = sys.stdin.read() if source == STDIN else Path(source).read_text()
     manifests: list[Manifest] = []
-    for index, doc in enumerate(yamlio.load_documents(text, source)):
+    for index, doc in yamlio.load_indexed(text, source):
         manifests.extend(_expand(f"{source}[{index}]", doc))
     return manifests
 

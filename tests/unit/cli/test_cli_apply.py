@@ -155,3 +155,12 @@ def test_a_generated_api_key_token_is_shown_once(cli: Cli, tmp_path: Path) -> No
     assert result.stdout == (
         "apikey/ci created\n  token: ipk_secret  (shown only this once; store it now)\n"
     )
+
+
+def test_document_indexes_count_empty_documents(cli: Cli, tmp_path: Path) -> None:
+    manifest = tmp_path / "gaps.yaml"
+    bad = write(tmp_path / "bad.yaml", fake.deployment("bad", replicas=-1)).read_text()
+    manifest.write_text("---\n---\n" + bad)
+    result = cli("apply", "-f", str(manifest))
+    assert result.exit_code == 1
+    assert f"{manifest}[1]: spec.replicas" in result.stderr, "the empty document 0 is counted"
