@@ -108,6 +108,10 @@ def test_scale_subresource(control: ControlProcess, namespace: str) -> None:
         )
         assert bad.status_code == 422
         assert bad.json()["details"]["causes"][0]["field"] == "spec.replicas"
+        stale = {**scale, "metadata": {**scale["metadata"], "resourceVersion": "1"}}
+        assert (
+            http.put(path("deployments", namespace, "chat", "scale"), json=stale).status_code == 409
+        )
         models = http.get(path("models", namespace, "x", "scale"))
         assert models.status_code == 404
 

@@ -27,6 +27,8 @@ def test_malformed_json_is_400(control: ControlProcess) -> None:
 
 
 def test_unknown_resource_is_404(control: ControlProcess) -> None:
+    with control.http("") as anonymous:
+        assert anonymous.get(path("widgets", "bad")).status_code == 401, "no token: 401 first"
     with control.http() as http:
         response = http.get(path("widgets", "bad"))
     assert response.status_code == 404

@@ -55,8 +55,9 @@ def principal_of(request: Request) -> auth.Principal:
 def access(
     request: Request, verb: auth.Verb, plural: str, namespace: str | None, *, listing: bool = False
 ) -> KindInfo:
+    principal = principal_of(request)  # 401 before anything about the path is revealed
     info = kind_for(plural, namespace, listing=listing)
-    auth.authorize(principal_of(request), verb, info, namespace)
+    auth.authorize(principal, verb, info, namespace)
     return info
 
 
@@ -245,14 +246,15 @@ async def _write_scale(request: Request, info: KindInfo, name: str, *, patching:
     if not patching:
         _replicas_of(body)  # refuse a bad Scale before touching the store
 
+    version = (body.get("metadata") or {}).get("resourceVersion")
+
     def build(live: dict[str, Any]) -> dict[str, Any]:
-        sent = admission.merge_patch(scale_view(live), body) if patching else body
-        obj = admission.merge_patch(live, {"spec": {"replicas": _replicas_of(sent)}})
-        sent = (body.get("metadata") or {}).get("resourceVersion")
-        obj["metadata"]["resourceVersion"] = sent
+        scale = admission.merge_patch(scale_view(live), body) if patching else body
+        obj = admission.merge_patch(live, {"spec": {"replicas": _replicas_of(scale)}})
+        obj["metadata"]["resourceVersion"] = version  # None: unconditional, retried on conflict
         return admission.prepare_replace(info, namespace, name, obj, live)
 
-    pinned = bool((body.get("metadata") or {}).get("resourceVersion"))
+    pinned = bool(version)
     return scale_view(await _update(request, info, namespace, name, build, pinned=pinned))
 
 
