@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
+from collections.abc import Callable
 from typing import Any
 
 import httpx
 import pytest
 
+from inferplane import client as api_client
+from inferplane import informer
 from tests.integration.manifests import model, path
 from tests.support.control import ControlProcess
 
@@ -124,3 +129,44 @@ def test_a_compacted_version_answers_410(fresh_control: ControlProcess) -> None:
             else []
         )
     assert [e["object"]["metadata"]["name"] for e in resumed] == ["late"]
+
+
+def test_the_client_follows_a_kind_across_a_restart(fresh_control: ControlProcess) -> None:
+    control = fresh_control
+    control.start()
+    client = api_client.Client(control.url, control.admin_token, namespace="f")
+    start = client.list("models").resource_version
+    received: list[api_client.WatchEvent] = []
+
+    def consume() -> None:
+        retry = informer.Retry(base=0.05, cap=0.5)
+        for event in informer.follow(client, "models", resource_version=start, retry=retry):
+            if event.type != "BOOKMARK":
+                received.append(event)
+            if len(received) == 6:
+                return
+
+    follower = threading.Thread(target=consume, daemon=True)
+    follower.start()
+    with control.http() as http:
+        for i in range(3):
+            http.post(path("models", "f"), json=model(f"m{i}", "f"))
+    _wait(lambda: len(received) == 3)
+    control.stop()
+    log = control.log_path.read_text()
+    assert "graceful shutdown exceeded" not in log, "an open watch held up shutdown"
+    control.start()
+    with control.http() as http:
+        for i in range(3, 6):
+            http.post(path("models", "f"), json=model(f"m{i}", "f"))
+    follower.join(timeout=30)
+    client.close()
+    names = [e.object["metadata"]["name"] for e in received]
+    assert names == [f"m{i}" for i in range(6)], "every change once, in order, across the restart"
+
+
+def _wait(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)

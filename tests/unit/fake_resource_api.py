@@ -59,7 +59,10 @@ class FakeResourceApi:
     objects: dict[tuple[str, str, str], Object] = field(default_factory=dict)
     requests: list[httpx.Request] = field(default_factory=list)
     watch_lines: list[Object] = field(default_factory=list)
-    """What the next watch streams, one event per line, then the stream ends."""
+    """What the first watch streams, one event per line, then the stream ends."""
+    watches: int = 0
+    """Watch requests answered. A client that follows a kind reconnects when a stream ends;
+    the fake answers a second watch as the user would end it, with Ctrl-C."""
     version: int = 100
 
     @property
@@ -131,6 +134,9 @@ class FakeResourceApi:
 
     def _list(self, route: Route, params: dict[str, str]) -> httpx.Response:
         if params.get("watch") == "true":
+            self.watches += 1
+            if self.watches > 1:
+                raise KeyboardInterrupt
             lines = "".join(json.dumps(event) + "\n" for event in self.watch_lines)
             headers = {"content-type": "application/x-ndjson"}
             return httpx.Response(200, content=lines.encode(), headers=headers)

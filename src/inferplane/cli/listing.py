@@ -15,6 +15,7 @@ from typing import Any
 import typer
 
 from inferplane import client as api_client
+from inferplane import informer
 from inferplane.api import registry
 from inferplane.cli import columns, output
 from inferplane.cli.options import OutputFormat
@@ -116,8 +117,9 @@ def show(
 def follow(
     client: api_client.Client, query: Query, printer: Printer, resource_version: str
 ) -> None:
-    """Print changes until the server ends the stream or the user presses Ctrl-C."""
-    stream = client.watch(
+    """Print changes until Ctrl-C, riding out disconnects and control-plane restarts."""
+    events = informer.follow(
+        client,
         query.info.kind,
         namespace=query.namespace,
         resource_version=resource_version or None,
@@ -125,8 +127,11 @@ def follow(
         field_selector=query.field_selector,
     )
     try:
-        with stream:
-            for event in stream:
+        for event in events:
+            if event.type == "RESYNC":
+                for obj in event.object["items"]:
+                    printer.change(obj)
+            else:
                 printer.change(event.object)
     except KeyboardInterrupt:
         raise typer.Exit(EXIT_INTERRUPTED) from None

@@ -2,23 +2,44 @@
 
 from __future__ import annotations
 
+import asyncio
+from types import FrameType
+
 import uvicorn
+from fastapi import FastAPI
 
 from inferplane import logs
 from inferplane.control.server import create_app
 from inferplane.control.settings import ControlSettings
 
 
+class _Server(uvicorn.Server):
+    """uvicorn waits for open responses before shutting down, and a watch never ends by
+    itself: on SIGINT/SIGTERM, stop the watch hub first so every watch stream ends at once
+    (clients resume from their last version on the next control plane)."""
+
+    def __init__(self, config: uvicorn.Config, app: FastAPI) -> None:
+        super().__init__(config)
+        self._app = app
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        super().handle_exit(sig, frame)
+        plane = getattr(self._app.state, "plane", None)
+        if plane is not None:
+            loop = asyncio.get_running_loop()
+            loop.call_soon_threadsafe(lambda: loop.create_task(plane.hub.stop()))
+
+
 def serve(settings: ControlSettings) -> None:
-    """Run until SIGINT/SIGTERM; uvicorn drains open requests before the lifespan ends."""
+    """Run until SIGINT/SIGTERM; requests in flight finish, watches end, then the store closes."""
     logs.configure(settings.log_level)
-    uvicorn.run(
-        create_app(settings),
+    app = create_app(settings)
+    config = uvicorn.Config(
+        app,
         host=settings.host,
         port=settings.port,
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=5,
-        loop="auto",
-        http="auto",
     )
+    _Server(config, app).run()

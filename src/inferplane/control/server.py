@@ -132,6 +132,7 @@ async def _follow_keys(plane: ControlPlane) -> None:
                     plane.authn.remove(event.object)
                 else:
                     plane.authn.upsert(event.object)
+            return  # the hub stopped: the control plane is shutting down
         except store_base.GoneError:
             continue
 

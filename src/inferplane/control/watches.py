@@ -80,7 +80,7 @@ async def _changes(
     last = start
     # A pump task feeds a queue: cancelling a queue read on timeout is safe, whereas
     # cancelling the subscription's own __anext__ would close it.
-    queue: asyncio.Queue[store_base.WatchEvent | Exception] = asyncio.Queue(maxsize=256)
+    queue: asyncio.Queue[store_base.WatchEvent | Exception | None] = asyncio.Queue(maxsize=256)
     pump = asyncio.create_task(_pump(plane, start, queue))
     try:
         while deadline is None or time.monotonic() < deadline:
@@ -96,6 +96,10 @@ async def _changes(
                 batch.append(queue.get_nowait())
             chunk = bytearray()
             for item in batch:
+                if item is None:  # the hub stopped: end the stream so shutdown is prompt
+                    if chunk:
+                        yield bytes(chunk)
+                    return
                 if isinstance(item, store_base.GoneError):
                     yield bytes(chunk) + _error(
                         errors.from_store(item, plural=info.plural, name="")
@@ -115,13 +119,17 @@ async def _changes(
 
 
 async def _pump(
-    plane: ControlPlane, start: int, queue: asyncio.Queue[store_base.WatchEvent | Exception]
+    plane: ControlPlane,
+    start: int,
+    queue: asyncio.Queue[store_base.WatchEvent | Exception | None],
 ) -> None:
     try:
         async for event in plane.hub.subscribe(kind=None, namespace=None, resource_version=start):
             await queue.put(event)
     except store_base.StoreError as exc:
         await queue.put(exc)
+        return
+    await queue.put(None)
 
 
 def _wanted(

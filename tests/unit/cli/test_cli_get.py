@@ -99,8 +99,9 @@ def test_watch_prints_the_listing_then_each_change_aligned(cli: Cli) -> None:
         ["chat", "0/5"],
     ]
     assert len({line.index(line.split()[1]) for line in lines}) == 1
-    watch = cli.api.requests[-1].url.params
-    assert (watch["watch"], watch["resourceVersion"]) == ("true", str(cli.api.version))
+    first, again = (r.url.params for r in cli.api.requests if r.url.params.get("watch"))
+    assert (first["watch"], first["resourceVersion"]) == ("true", str(cli.api.version))
+    assert again["resourceVersion"] == "999", "the ended stream is resumed from its bookmark"
 
 
 def test_watch_of_one_name_selects_it_by_field(cli: Cli) -> None:

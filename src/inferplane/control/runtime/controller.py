@@ -113,6 +113,7 @@ class ControllerRunner:
                     version = event.resource_version
                     if event.object.get("kind") in kinds:
                         await self._enqueue(event.object)
+                return  # the hub stopped: the control plane is shutting down
             except store_base.GoneError:
                 # Fell behind compaction: relist (level-triggered, so a relist loses nothing).
                 items, version = await asyncio.to_thread(
