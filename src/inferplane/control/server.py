@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException
 
 import inferplane
 from inferplane import logs
+from inferplane.api import registry
 from inferplane.control import auth, bootstrap, errors, leader, resources
 from inferplane.control.controllers.deployments import DeploymentController
 from inferplane.control.metrics import Metrics
@@ -36,6 +37,7 @@ log = logging.getLogger(__name__)
 
 
 def create_app(settings: ControlSettings) -> FastAPI:
+    registry.all_kinds()  # build every schema now, not on the first request
     metrics = Metrics()
 
     @contextlib.asynccontextmanager
