@@ -25,20 +25,32 @@ class DeploymentController:
     def __init__(self, objects: Objects, recorder: EventRecorder) -> None:
         self._objects = objects
         self._recorder = recorder
-        self.watches = [Watch("Model", self._deployments_of_model)]
+        # Which deployments name which model, so a Model change finds its deployments without
+        # a list. Fed by Deployment events (in watch order, so before any later Model event)
+        # and by every reconcile.
+        self._model_of: dict[Key, Key] = {}
+        self.watches = [
+            Watch("Deployment", self._index),
+            Watch("Model", self._deployments_of_model),
+        ]
+
+    async def _index(self, deployment: dict[str, Any]) -> list[Key]:
+        meta = deployment["metadata"]
+        key = Key(meta["namespace"], meta["name"])
+        self._model_of[key] = Key(meta["namespace"], deployment["spec"]["model"])
+        return []  # its own key is queued by the runner already
 
     async def _deployments_of_model(self, model: dict[str, Any]) -> list[Key]:
-        namespace = model["metadata"]["namespace"]
-        deployments = await self._objects.list("Deployment", namespace)
-        name = model["metadata"]["name"]
-        return [
-            Key(namespace, d["metadata"]["name"]) for d in deployments if d["spec"]["model"] == name
-        ]
+        meta = model["metadata"]
+        wanted = Key(meta["namespace"], meta["name"])
+        return [key for key, named in self._model_of.items() if named == wanted]
 
     async def reconcile(self, key: Key) -> Result:
         obj = await self._objects.get("Deployment", key.namespace, key.name)
         if obj is None or obj["metadata"].get("deletionTimestamp"):
+            self._model_of.pop(key, None)
             return Result()
+        await self._index(obj)
         deployment = Deployment.model_validate(obj)
         condition = await self._resolve(deployment)
         status = deployment.status.model_copy(deep=True)
