@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -51,3 +52,20 @@ def test_up_serves_the_control_plane_and_stops_on_sigint(tmp_path: Path) -> None
     assert process.returncode == 0, stderr
     assert "inferplane is up" in stderr
     assert (tmp_path / "admin-token").exists()
+
+
+def test_up_refuses_a_port_in_use(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {**os.environ, "INFERPLANE_DATA_DIR": str(tmp_path)}
+        result = subprocess.run(
+            [sys.executable, "-m", "inferplane", "up", "--port", str(port)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    assert result.returncode == 1
+    assert f"port {port} is in use" in result.stderr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 from typing import Annotated
 
@@ -89,6 +90,12 @@ def up(
     from inferplane.supervisor import Child, Supervisor
 
     console = Console(stderr=True)
+    if not _port_free(port):
+        console.print(
+            f"[red]error:[/red] port {port} is in use (another inferplane up or control?);"
+            " stop it or pass --port"
+        )
+        raise typer.Exit(1)
     data_dir = data_dir.expanduser()
     url = f"http://127.0.0.1:{port}"
     control_child = Child(
@@ -97,13 +104,23 @@ def up(
         f"{url}/readyz",
     )
     supervisor = Supervisor([control_child], data_dir)
-    failed = supervisor.start()
+    with console.status("starting the control plane…"):
+        failed = supervisor.start()
     if failed:
         supervisor.stop()
         console.print(f"[red]error:[/red] {', '.join(c.name for c in failed)} did not start")
         raise typer.Exit(1)
     console.print(_banner(url, data_dir))
     raise typer.Exit(supervisor.wait())
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def _banner(url: str, data_dir: Path) -> Panel:
