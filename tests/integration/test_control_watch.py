@@ -170,3 +170,26 @@ def _wait(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
     while not predicate():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.02)
+
+
+def test_a_filtered_watch_sees_objects_enter_and_leave_its_selection(
+    control: ControlProcess, namespace: str
+) -> None:
+    with control.http() as http:
+        start = http.get(path("models", namespace)).json()["metadata"]["resourceVersion"]
+        http.post(path("models", namespace), json=model("m", namespace))
+        for tier in ("prod", "dev"):
+            http.patch(
+                path("models", namespace, "m"), json={"metadata": {"labels": {"tier": tier}}}
+            )
+        events = read_events(
+            http,
+            path("models", namespace),
+            count=2,
+            resourceVersion=start,
+            labelSelector="tier=prod",
+        )
+    assert [(e["type"], e["object"]["metadata"]["labels"]["tier"]) for e in events] == [
+        ("ADDED", "prod"),
+        ("DELETED", "dev"),
+    ]

@@ -71,6 +71,10 @@ class Filters:
     labels: selectors.Selector | None
     fields: selectors.FieldSelector | None
 
+    @property
+    def filtering(self) -> bool:
+        return self.labels is not None or self.fields is not None
+
     def matches(self, obj: dict[str, Any]) -> bool:
         if self.labels and not self.labels.matches(obj["metadata"].get("labels", {})):
             return False

@@ -108,8 +108,9 @@ async def _changes(
                 if isinstance(item, Exception):
                     raise item
                 last = item.resource_version
-                if _wanted(item, info, namespace, selected):
-                    chunk += _encoded(item)
+                seen_as = _seen_as(item, info, namespace, selected)
+                if seen_as is not None:
+                    chunk += _encoded(item, seen_as)
             if chunk:
                 yield bytes(chunk)
     finally:
@@ -132,28 +133,38 @@ async def _pump(
     await queue.put(None)
 
 
-def _wanted(
+def _seen_as(
     event: store_base.WatchEvent, info: KindInfo, namespace: str | None, sel: requests.Filters
-) -> bool:
+) -> str | None:
+    """The event type a filtered watcher sees, or None: an object that starts matching the
+    selectors is ADDED for it, one that stops matching is DELETED, as Kubernetes does."""
     obj = event.object
     if obj.get("kind") != info.kind:
-        return False
+        return None
     if namespace is not None and obj["metadata"].get("namespace", "") != namespace:
-        return False
-    return sel.matches(obj)
+        return None
+    now = sel.matches(obj)
+    if event.type != "MODIFIED" or event.previous is None or not sel.filtering:
+        return event.type if now else None
+    before = sel.matches(event.previous)
+    if before and now:
+        return "MODIFIED"
+    if now:
+        return "ADDED"
+    return "DELETED" if before else None
 
 
-# Keyed by version and uid: unique within a store, and distinct across stores in one process.
-_ENCODED: OrderedDict[tuple[int, str], bytes] = OrderedDict()
+# Keyed by version, uid and the type sent: unique within a store, distinct across stores.
+_ENCODED: OrderedDict[tuple[int, str, str], bytes] = OrderedDict()
 _ENCODED_MAX = 4096
 
 
-def _encoded(event: store_base.WatchEvent) -> bytes:
+def _encoded(event: store_base.WatchEvent, seen_as: str) -> bytes:
     """An event's line, serialised once however many watchers send it."""
-    key = (event.resource_version, str(event.object["metadata"].get("uid", "")))
+    key = (event.resource_version, str(event.object["metadata"].get("uid", "")), seen_as)
     line = _ENCODED.get(key)
     if line is None:
-        line = _line(event.type, event.object)
+        line = _line(seen_as, event.object)
         _ENCODED[key] = line
         if len(_ENCODED) > _ENCODED_MAX:
             _ENCODED.popitem(last=False)

@@ -77,6 +77,8 @@ class WatchEvent:
     """The object as of this event; for DELETED, its last state."""
     resource_version: int
     """The resourceVersion of this change; events come in increasing order."""
+    previous: dict[str, Any] | None = None
+    """For MODIFIED: the object just before this change (None for ADDED and DELETED)."""
 
 
 class Store(ABC):

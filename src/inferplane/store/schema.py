@@ -4,7 +4,8 @@
   they commit in resourceVersion order) and the compaction horizon of the log.
 - `objects`: the current objects, one row per (kind, namespace, name), as JSON text.
 - `owner_refs`: which object names which owner uid, for cascading deletes.
-- `events`: the change log watches read, one row per resourceVersion.
+- `events`: the change log watches read, one row per resourceVersion; a MODIFIED row keeps
+  the object's previous state too, so a filtered watch can tell an object left its selection.
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ events = sa.Table(
     sa.Column("type", sa.String, nullable=False),
     *_key_columns(),
     sa.Column("data", sa.Text, nullable=False),
+    sa.Column("previous", sa.Text, nullable=True),
 )
 
 

@@ -96,7 +96,7 @@ class SqlStore(base.Store):
         limit: int = 1000,
     ) -> builtins.list[base.WatchEvent]:
         log = schema.events
-        query = sa.select(log.c.type, log.c.data, log.c.resource_version)
+        query = sa.select(log.c.type, log.c.data, log.c.previous, log.c.resource_version)
         query = query.where(log.c.resource_version > resource_version)
         if kind is not None:
             query = query.where(log.c.kind == kind)
@@ -109,7 +109,13 @@ class SqlStore(base.Store):
                 raise base.GoneError(resource_version, oldest=horizon)
             rows = conn.execute(query).all()
         return [
-            base.WatchEvent(row.type, objects.loads(row.data), row.resource_version) for row in rows
+            base.WatchEvent(
+                row.type,
+                objects.loads(row.data),
+                row.resource_version,
+                objects.loads(row.previous) if row.previous else None,
+            )
+            for row in rows
         ]
 
     def current_resource_version(self) -> int:
@@ -243,7 +249,7 @@ class _Transaction:
             where = _where_key(schema.objects, key)
             self._conn.execute(schema.objects.update().where(where).values(data=data))
         self._index_owners(key, new, old=old)
-        self._log(type_, key, data)
+        self._log(type_, key, data, previous=objects.dumps(old) if old is not None else None)
         return new
 
     def _index_owners(self, key: ObjectKey, new: Object, *, old: Object | None) -> None:
@@ -256,8 +262,16 @@ class _Transaction:
             rows = [{"owner_uid": uid, **key._asdict()} for uid in sorted(uids)]
             self._conn.execute(refs.insert(), rows)
 
-    def _log(self, type_: base.EventType, key: ObjectKey, data: str) -> None:
-        row = {"resource_version": self._version, "type": type_, **key._asdict(), "data": data}
+    def _log(
+        self, type_: base.EventType, key: ObjectKey, data: str, *, previous: str | None = None
+    ) -> None:
+        row = {
+            "resource_version": self._version,
+            "type": type_,
+            **key._asdict(),
+            "data": data,
+            "previous": previous,
+        }
         self._conn.execute(schema.events.insert().values(**row))
 
     def _next_version(self) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from inferplane.store import GoneError, Store, open_store
-from tests.unit.store.helpers import obj
+from tests.unit.store.helpers import obj, rv
 
 
 def _write(store: Store, count: int, *, prefix: str) -> None:
@@ -99,3 +99,14 @@ def test_compaction_survives_a_restart(store_url: str) -> None:
 def test_compact_refuses_a_negative_keep(store: Store) -> None:
     with pytest.raises(ValueError, match="keep"):
         store.compact(keep=-1)
+
+
+def test_a_modified_event_carries_the_previous_state(store: Store) -> None:
+    created = store.create(obj("Model", "m", spec={"n": 1}))
+    store.update({**created, "spec": {"n": 2}})
+    store.delete("Model", "team-a", "m")
+    added, modified, deleted = store.events_since(rv(created) - 1)
+    assert added.previous is None and deleted.previous is None
+    assert modified.previous is not None
+    assert modified.previous["spec"] == {"n": 1}
+    assert modified.object["spec"] == {"n": 2}
