@@ -1,0 +1,1 @@
+"""Model architectures the reference engine runs, one module per family."""

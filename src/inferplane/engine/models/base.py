@@ -1,0 +1,30 @@
+"""What the engine needs of a model, whatever its architecture."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import torch
+
+from inferplane.engine import attention
+
+
+class CausalLM(Protocol):
+    def __call__(
+        self,
+        input_ids: torch.Tensor,
+        positions: torch.Tensor,
+        *,
+        cache: attention.KVCache,
+        meta: attention.AttentionMetadata,
+    ) -> torch.Tensor:
+        """Hidden states [tokens, hidden] of the step's tokens."""
+        ...
+
+    def logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        """float32 logits [tokens, vocab] for the given hidden states."""
+        ...
+
+    def finish_loading(self) -> None:
+        """Rebuild what weights assigned from a checkpoint do not carry (ties, RoPE tables)."""
+        ...
