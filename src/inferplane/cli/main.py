@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from inferplane.cli import apply, contexts, describe, events, meta, resources, serve, session
+from inferplane.cli import apply, contexts, describe, events, meta, model, resources, serve, session
 
 app = typer.Typer(
     name="inferplane",
@@ -50,3 +50,4 @@ events.register(app)
 meta.register(app)
 contexts.register(app)
 serve.register(app)
+model.register(app)

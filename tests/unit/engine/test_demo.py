@@ -1,0 +1,51 @@
+"""The offline demo model: a loadable, deterministic Llama folder (trained briefly here)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file
+
+from inferplane.engine import demo
+from inferplane.engine.loader import load_model
+from inferplane.engine.tokenizer import Tokenizer
+
+TINY = demo.DemoSpec(
+    steps=3,
+    batch=2,
+    seq_len=32,
+    vocab_size=512,
+    hidden_size=64,
+    intermediate_size=128,
+    num_layers=1,
+)
+
+
+def test_the_demo_folder_loads_and_chats(tmp_path: Path) -> None:
+    losses: list[float] = []
+    demo.create_demo(tmp_path, TINY, progress=lambda step, total, loss: losses.append(loss))
+    _model, config = load_model(tmp_path)
+    tokenizer = Tokenizer(tmp_path)
+    assert len(losses) == 3 and all(loss == loss for loss in losses), "progress every step"
+    assert config.vocab_size == tokenizer.vocab_size == 512
+    prompt = tokenizer.apply_chat_template([{"role": "user", "content": "What is a list?"}])
+    assert prompt.startswith("<s><|user|>") and prompt.endswith("<|assistant|>\n")
+    assert tokenizer.decode(tokenizer.encode("for loop")) == "for loop"
+    assert config.eos_token_ids == (tokenizer.eos_token_id,)
+
+
+def test_the_same_seed_makes_the_same_model(tmp_path: Path) -> None:
+    first = load_file(str(demo.create_demo(tmp_path / "a", TINY) / "model.safetensors"))
+    second = load_file(str(demo.create_demo(tmp_path / "b", TINY) / "model.safetensors"))
+    other_seed = demo.DemoSpec(**{**TINY.__dict__, "seed": 1})
+    third = load_file(str(demo.create_demo(tmp_path / "c", other_seed) / "model.safetensors"))
+    assert all(torch.equal(first[k], second[k]) for k in first)
+    assert not all(torch.equal(first[k], third[k]) for k in first)
+
+
+def test_ensure_demo_reuses_the_cached_folder(tmp_path: Path) -> None:
+    path = demo.ensure_demo(tmp_path, TINY)
+    stamp = (path / "model.safetensors").stat().st_mtime_ns
+    assert demo.ensure_demo(tmp_path, TINY) == path
+    assert (path / "model.safetensors").stat().st_mtime_ns == stamp
