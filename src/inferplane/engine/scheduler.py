@@ -19,6 +19,7 @@ small function so that ``schedule()`` stays readable as features arrive.
 from __future__ import annotations
 
 import heapq
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -266,7 +267,7 @@ class Scheduler:
     # -- update -------------------------------------------------------------------------
 
     def update(
-        self, output: SchedulerOutput, sampled: dict[str, list[int] | None]
+        self, output: SchedulerOutput, sampled: Mapping[str, list[int] | None]
     ) -> list[Sequence]:
         """Confirm a step: advance counters, append samples, finish; returns the finished.
 
