@@ -28,6 +28,8 @@ class AttentionMetadata:
     context_lens: list[int]
     context_slots: list[torch.Tensor]
     """Per sequence: [context_len] slots of its whole context, in position order."""
+    decodes: DecodeBatch | None = None
+    """The one-token rows, attended in one batched call (None when fewer than two)."""
 
     @classmethod
     def build(
@@ -50,7 +52,43 @@ class AttentionMetadata:
             new_slots.append(slots[done:])
         context_lens = [d + n for d, n in zip(computed_lens, query_lens, strict=True)]
         mapping = torch.cat(new_slots) if new_slots else torch.empty(0, dtype=torch.long)
-        return cls(mapping, list(query_lens), context_lens, context_slots)
+        decodes = DecodeBatch.build(query_lens, context_lens, context_slots, device=device)
+        return cls(mapping, list(query_lens), context_lens, context_slots, decodes)
+
+
+@dataclass
+class DecodeBatch:
+    """Decode rows padded to one length, so a step's decodes cost one attention call per
+    layer instead of one per sequence (the common case once requests are running)."""
+
+    rows: list[int]
+    """Indexes (into the step's sequences) of the one-token rows."""
+    tokens: torch.Tensor
+    """[B] positions of those rows' tokens in the step's token batch."""
+    slots: torch.Tensor
+    """[B, longest context] cache slots, padded with slot 0."""
+    mask: torch.Tensor
+    """[B, 1, 1, longest context]: True where a slot is part of that row's context."""
+
+    @classmethod
+    def build(
+        cls,
+        query_lens: list[int],
+        context_lens: list[int],
+        context_slots: list[torch.Tensor],
+        *,
+        device: torch.device | str,
+    ) -> DecodeBatch | None:
+        rows = [i for i, n in enumerate(query_lens) if n == 1]
+        if len(rows) < 2:
+            return None
+        starts = torch.tensor([0, *query_lens[:-1]], device=device).cumsum(0)
+        slots = torch.nn.utils.rnn.pad_sequence(
+            [context_slots[i] for i in rows], batch_first=True, padding_value=0
+        )
+        lengths = torch.tensor([context_lens[i] for i in rows], device=device)
+        mask = torch.arange(slots.shape[1], device=device)[None, :] < lengths[:, None]
+        return cls(rows, starts[rows], slots, mask[:, None, None, :])
 
 
 class KVCache:
@@ -94,21 +132,37 @@ def attend(
     """q: [T, heads, dim]; k, v: [T, kv_heads, dim] for the new tokens. Returns [T, heads*dim]."""
     cache.k[layer].index_copy_(0, meta.slot_mapping, k)
     cache.v[layer].index_copy_(0, meta.slot_mapping, v)
-    outputs = []
+    out = q.new_empty(q.shape[0], q.shape[1] * q.shape[2])
+    batched = set(meta.decodes.rows) if meta.decodes is not None else set()
+    if meta.decodes is not None:
+        out[meta.decodes.tokens] = _attend_decodes(q, cache, layer, meta.decodes, scale)
     start = 0
-    for query_len, context_len, slots in zip(
-        meta.query_lens, meta.context_lens, meta.context_slots, strict=True
+    for row, (query_len, context_len, slots) in enumerate(
+        zip(meta.query_lens, meta.context_lens, meta.context_slots, strict=True)
     ):
-        query = q[start : start + query_len].transpose(0, 1)  # [heads, q, dim]
-        keys = cache.k[layer].index_select(0, slots).transpose(0, 1)  # [kv_heads, ctx, dim]
-        values = cache.v[layer].index_select(0, slots).transpose(0, 1)
-        mask = _causal_mask(query_len, context_len, q.device)
-        out = F.scaled_dot_product_attention(
-            query, keys, values, attn_mask=mask, scale=scale, enable_gqa=True
-        )
-        outputs.append(out.transpose(0, 1).reshape(query_len, -1))
+        if row not in batched:
+            query = q[start : start + query_len].transpose(0, 1)  # [heads, q, dim]
+            keys = cache.k[layer].index_select(0, slots).transpose(0, 1)  # [kv_heads, ctx, dim]
+            values = cache.v[layer].index_select(0, slots).transpose(0, 1)
+            mask = _causal_mask(query_len, context_len, q.device)
+            result = F.scaled_dot_product_attention(
+                query, keys, values, attn_mask=mask, scale=scale, enable_gqa=True
+            )
+            out[start : start + query_len] = result.transpose(0, 1).reshape(query_len, -1)
         start += query_len
-    return torch.cat(outputs)
+    return out
+
+
+def _attend_decodes(
+    q: torch.Tensor, cache: KVCache, layer: int, batch: DecodeBatch, scale: float
+) -> torch.Tensor:
+    query = q[batch.tokens].unsqueeze(2)  # [B, heads, 1, dim]
+    keys = cache.k[layer][batch.slots].transpose(1, 2)  # [B, kv_heads, ctx, dim]
+    values = cache.v[layer][batch.slots].transpose(1, 2)
+    result = F.scaled_dot_product_attention(
+        query, keys, values, attn_mask=batch.mask, scale=scale, enable_gqa=True
+    )
+    return result.squeeze(2).reshape(len(batch.rows), -1)
 
 
 def _causal_mask(query_len: int, context_len: int, device: torch.device) -> torch.Tensor | None:
