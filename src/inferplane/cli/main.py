@@ -6,7 +6,18 @@ from typing import Annotated
 
 import typer
 
-from inferplane.cli import apply, contexts, describe, events, meta, model, resources, serve, session
+from inferplane.cli import (
+    apply,
+    contexts,
+    describe,
+    engine,
+    events,
+    meta,
+    model,
+    resources,
+    serve,
+    session,
+)
 
 app = typer.Typer(
     name="inferplane",
@@ -51,3 +62,4 @@ meta.register(app)
 contexts.register(app)
 serve.register(app)
 model.register(app)
+engine.register(app)

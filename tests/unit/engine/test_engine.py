@@ -3,17 +3,15 @@ whatever the batching, prefix caching and chunked prefill settings."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 import torch
-from tokenizers import Tokenizer as HFTokenizer
-from tokenizers import decoders, models, pre_tokenizers, trainers
 
 from inferplane.engine.llm import EngineConfig, LLMEngine, RequestError
 from inferplane.engine.outputs import SequenceOutput
 from inferplane.engine.sampling_params import SamplingParams
+from tests.support import tiny_model
 
 transformers = pytest.importorskip("transformers")
 SHARED = list(range(40, 80))
@@ -22,32 +20,7 @@ PROMPTS = [[*SHARED, 5, 6, 7], [*SHARED, 9], [11, 12, 13], list(range(100, 157))
 
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("tiny")
-    config = transformers.LlamaConfig(
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        vocab_size=300,
-        max_position_embeddings=256,
-    )
-    torch.manual_seed(0)
-    transformers.AutoModelForCausalLM.from_config(config).save_pretrained(path)
-    bpe = HFTokenizer(models.BPE())
-    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    bpe.decoder = decoders.ByteLevel()
-    bpe.train_from_iterator(
-        ["hello world"] * 10,
-        trainers.BpeTrainer(
-            vocab_size=300,
-            special_tokens=["</s>"],
-            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        ),
-    )
-    bpe.save(str(path / "tokenizer.json"))
-    (path / "tokenizer_config.json").write_text(json.dumps({"eos_token": "</s>"}))
-    return path
+    return tiny_model.make_tiny_model(tmp_path_factory.mktemp("tiny"))
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,92 @@
+"""`inferplane engine`: serve one model folder with the reference engine."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "kib": 1 << 10, "m": 1000**2, "mb": 1000**2}
+_UNITS |= {"mib": 1 << 20, "g": 1000**3, "gb": 1000**3, "gib": 1 << 30}
+
+
+def parse_size(text: str) -> int:
+    """Bytes in `256MiB`, `1.5GiB`, `512MB` or a plain `268435456`."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", text)
+    unit = match.group(2).lower() if match else ""
+    if match is None or unit not in _UNITS:
+        raise typer.BadParameter(f"{text!r} is not a size such as 256MiB, 2GiB or 1000000")
+    return int(float(match.group(1)) * _UNITS[unit])
+
+
+def engine(
+    model: Annotated[
+        Path, typer.Option(help="Hugging Face model folder (config.json, safetensors, tokenizer).")
+    ],
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port of the OpenAI-compatible API.")] = 8000,
+    served_model_name: Annotated[
+        str | None,
+        typer.Option(help="Model name clients send in `model`; default: the folder's name."),
+    ] = None,
+    device: Annotated[str, typer.Option(help="auto (cuda if torch sees a GPU), cpu or cuda.")] = (
+        "auto"
+    ),
+    dtype: Annotated[str, typer.Option(help="auto, float32 or bfloat16.")] = "auto",
+    kv_cache_memory: Annotated[
+        str, typer.Option(help="KV-cache budget, e.g. 256MiB or 2GiB; sets the block count.")
+    ] = "256MiB",
+    max_num_seqs: Annotated[int, typer.Option(help="Most sequences running at once.")] = 64,
+    max_num_batched_tokens: Annotated[int, typer.Option(help="Token budget per step.")] = 1024,
+    block_size: Annotated[int, typer.Option(help="Tokens per KV-cache block.")] = 16,
+    max_model_len: Annotated[
+        int | None, typer.Option(help="Context length; default: the model's.", show_default=False)
+    ] = None,
+    prefix_caching: Annotated[
+        bool, typer.Option(help="Reuse KV blocks of shared prefixes.")
+    ] = True,
+    chunked_prefill: Annotated[bool, typer.Option(help="Split long prompts across steps.")] = True,
+    shutdown_grace: Annotated[
+        float, typer.Option(help="Seconds in-flight requests may run on after SIGTERM.")
+    ] = 30.0,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+) -> None:
+    """Serve a model folder with the reference engine: OpenAI /v1/completions and
+    /v1/chat/completions, /v1/models, /tokenize, /detokenize, /health and /metrics (vLLM's
+    metric names). SIGTERM stops admitting (503) and lets in-flight requests finish within
+    --shutdown-grace.
+
+    Examples:
+
+    inferplane engine --model ./demo-model --port 8000
+    inferplane engine --model ./llama --device cuda --dtype bfloat16 --kv-cache-memory 8GiB
+    """
+    from inferplane.engine.llm import EngineConfig
+    from inferplane.engine.server import serving
+
+    config = EngineConfig(
+        model=model.expanduser(),
+        device=device,
+        dtype=dtype,
+        kv_cache_memory=parse_size(kv_cache_memory),
+        block_size=block_size,
+        max_num_seqs=max_num_seqs,
+        max_num_batched_tokens=max_num_batched_tokens,
+        enable_prefix_caching=prefix_caching,
+        enable_chunked_prefill=chunked_prefill,
+        max_model_len=max_model_len,
+    )
+    serving.serve(
+        config,
+        host=host,
+        port=port,
+        served_model_name=served_model_name or config.model.resolve().name,
+        shutdown_grace=shutdown_grace,
+        log_level=log_level,
+    )
+
+
+def register(app: typer.Typer) -> None:
+    app.command(rich_help_panel="Run")(engine)

@@ -1,0 +1,97 @@
+"""The engine's HTTP server: OpenAI routes, vLLM's /tokenize, /detokenize and /metrics,
+and /health, around one AsyncEngine."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from inferplane.engine.async_engine import AsyncEngine
+from inferplane.engine.server import errors, openai_api
+from inferplane.engine.server.metrics import Metrics
+from inferplane.engine.server.protocol import DetokenizeRequest, TokenizeRequest
+from inferplane.engine.tokenizer import ChatTemplateError
+
+SHUTDOWN_GRACE_S = 30.0
+"""How long in-flight requests may run on after shutdown begins, by default."""
+
+
+def create_app(
+    engine: AsyncEngine,
+    served_model_name: str,
+    *,
+    shutdown_grace: float = SHUTDOWN_GRACE_S,
+    clock: Callable[[], float] = time.monotonic,
+) -> FastAPI:
+    """The app; its lifespan starts the engine thread and drains it on shutdown."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine.start()
+        yield
+        await engine.shutdown(shutdown_grace)
+
+    app = FastAPI(title="inferplane engine", lifespan=lifespan)
+    app.add_exception_handler(errors.APIError, errors.api_error_handler)
+    server = openai_api.Server(engine, served_model_name, Metrics(engine, served_model_name, clock))
+    app.include_router(openai_api.router(server))
+    _add_service_routes(app, server)
+    _add_tokenizer_routes(app, server)
+    return app
+
+
+def _add_service_routes(app: FastAPI, server: openai_api.Server) -> None:
+    @app.get("/health")
+    async def health() -> Response:
+        if not server.engine.accepting:
+            return errors.unavailable("the engine is shutting down").response()
+        return Response(status_code=200)
+
+    @app.get("/v1/models")
+    async def models() -> JSONResponse:
+        card = {
+            "id": server.model_name,
+            "object": "model",
+            "created": int(time.time()),
+            "owned_by": "inferplane",
+            "max_model_len": server.engine.engine.max_model_len,
+        }
+        return JSONResponse({"object": "list", "data": [card]})
+
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        body = generate_latest(server.metrics.registry)
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
+
+
+def _add_tokenizer_routes(app: FastAPI, server: openai_api.Server) -> None:
+    tokenizer = server.engine.engine.tokenizer
+
+    @app.post("/tokenize")
+    async def tokenize(request: Request) -> JSONResponse:
+        body = await errors.read_body(request, TokenizeRequest)
+        server.check_model(body.model)
+        if body.messages is not None:
+            messages = [{"role": m.role, "content": m.text()} for m in body.messages]
+            try:
+                text = tokenizer.apply_chat_template(messages)
+            except ChatTemplateError as exc:
+                raise errors.APIError(str(exc), param="messages") from exc
+            ids = tokenizer.encode(text, add_special_tokens=False)
+        elif body.prompt is not None:
+            ids = tokenizer.encode(body.prompt, add_special_tokens=body.add_special_tokens)
+        else:
+            raise errors.APIError("give a prompt or messages", param="prompt")
+        limit = server.engine.engine.max_model_len
+        return JSONResponse({"count": len(ids), "max_model_len": limit, "tokens": ids})
+
+    @app.post("/detokenize")
+    async def detokenize(request: Request) -> JSONResponse:
+        body = await errors.read_body(request, DetokenizeRequest)
+        server.check_model(body.model)
+        return JSONResponse({"prompt": tokenizer.decode(body.tokens)})
