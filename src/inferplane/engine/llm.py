@@ -76,6 +76,7 @@ class LLMEngine:
         self.device = config.torch_device()
         dtype = config.torch_dtype(self.device)
         model, self.model_config = load_model(config.model, dtype=dtype, device=str(self.device))
+        model.fuse_projections()
         self.tokenizer = Tokenizer(config.model)
         self.max_model_len = config.max_model_len or self.model_config.max_position
         num_blocks = self._num_blocks(dtype)

@@ -25,6 +25,10 @@ class CausalLM(Protocol):
         """float32 logits [tokens, vocab] for the given hidden states."""
         ...
 
+    def fuse_projections(self) -> None:
+        """Merge projections that share an input into one matmul, for serving."""
+        ...
+
     def finish_loading(self) -> None:
         """Rebuild what weights assigned from a checkpoint do not carry (ties, RoPE tables)."""
         ...

@@ -110,5 +110,8 @@ class GPT2LMHeadModel(nn.Module):
             x = block(x, cache=cache, layer=index, meta=meta)
         return self.transformer.ln_f(x)
 
+    def fuse_projections(self) -> None:
+        """GPT-2's checkpoints already fuse q, k and v (c_attn)."""
+
     def logits(self, hidden: torch.Tensor) -> torch.Tensor:
         return self.lm_head(hidden).float()

@@ -37,6 +37,11 @@ class Attention(nn.Module):
         self.v_proj = nn.Linear(config.hidden_size, kv * dim, bias=config.qkv_bias)
         self.o_proj = nn.Linear(heads * dim, config.hidden_size, bias=False)
 
+    def fuse(self) -> None:
+        """One matmul for q, k and v instead of three (serving only; names stop matching HF)."""
+        self.qkv_proj = _fused(self.q_proj, self.k_proj, self.v_proj)
+        del self.q_proj, self.k_proj, self.v_proj
+
     def forward(
         self,
         x: torch.Tensor,
@@ -47,9 +52,14 @@ class Attention(nn.Module):
         meta: attention.AttentionMetadata,
     ) -> torch.Tensor:
         tokens = x.shape[0]
-        q = self.q_proj(x).view(tokens, self.heads, self.head_dim)
-        k = self.k_proj(x).view(tokens, self.kv_heads, self.head_dim)
-        v = self.v_proj(x).view(tokens, self.kv_heads, self.head_dim)
+        if hasattr(self, "qkv_proj"):
+            sizes = (self.heads * self.head_dim, self.kv_heads * self.head_dim)
+            q, k, v = self.qkv_proj(x).split([sizes[0], sizes[1], sizes[1]], dim=-1)
+        else:
+            q, k, v = self.q_proj(x), self.k_proj(x), self.v_proj(x)
+        q = q.reshape(tokens, self.heads, self.head_dim)
+        k = k.reshape(tokens, self.kv_heads, self.head_dim)
+        v = v.reshape(tokens, self.kv_heads, self.head_dim)
         q, k = rope.apply(q, *cos_sin), rope.apply(k, *cos_sin)
         out = attention.attend(
             q, k, v, cache=cache, layer=layer, meta=meta, scale=self.head_dim**-0.5
@@ -64,8 +74,33 @@ class MLP(nn.Module):
         self.up_proj = nn.Linear(config.hidden_size, config.intermediate_size, bias=False)
         self.down_proj = nn.Linear(config.intermediate_size, config.hidden_size, bias=False)
 
+    def fuse(self) -> None:
+        """One matmul for gate and up (serving only)."""
+        self.gate_up_proj = _fused(self.gate_proj, self.up_proj)
+        del self.gate_proj, self.up_proj
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if hasattr(self, "gate_up_proj"):
+            gate, up = self.gate_up_proj(x).chunk(2, dim=-1)
+            return self.down_proj(F.silu(gate) * up)
         return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
+
+
+def _fused(*parts: nn.Linear) -> nn.Linear:
+    first = parts[0]
+    out_features = sum(p.out_features for p in parts)
+    fused = nn.Linear(
+        first.in_features,
+        out_features,
+        bias=first.bias is not None,
+        device=first.weight.device,
+        dtype=first.weight.dtype,
+    )
+    with torch.no_grad():
+        fused.weight.copy_(torch.cat([p.weight for p in parts]))
+        if fused.bias is not None:
+            fused.bias.copy_(torch.cat([p.bias for p in parts if p.bias is not None]))
+    return fused
 
 
 class DecoderLayer(nn.Module):
@@ -134,3 +169,10 @@ class LlamaForCausalLM(nn.Module):
 
     def logits(self, hidden: torch.Tensor) -> torch.Tensor:
         return self.lm_head(hidden).float()
+
+    def fuse_projections(self) -> None:
+        """Fewer, larger matmuls for serving: small batches are dispatch-bound on a CPU."""
+        for layer in self.model.layers:
+            assert isinstance(layer, DecoderLayer)
+            layer.self_attn.fuse()
+            layer.mlp.fuse()
