@@ -4,77 +4,27 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import re
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
 import httpx
 import openai
 import pytest
 
 from tests.support import tiny_model
-from tests.support.control import free_port
+from tests.support.engine_process import EngineProcess, running_engine
 
 pytestmark = pytest.mark.integration
 MODEL = "tiny"
 CONTEXT = 2048
 
 
-@dataclass
-class EngineProcess:
-    url: str
-    process: subprocess.Popen[bytes]
-    log: Path
-
-    def client(self) -> openai.OpenAI:
-        return openai.OpenAI(base_url=f"{self.url}/v1", api_key="none", max_retries=0)
-
-    def metric(self, name: str) -> float:
-        text = httpx.get(f"{self.url}/metrics").text
-        match = re.search(rf"^{re.escape(name)}\{{[^}}]*\}} (\S+)$", text, re.MULTILINE)
-        assert match, f"{name} not in /metrics"
-        return float(match.group(1))
-
-
 @pytest.fixture(scope="module")
 def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EngineProcess]:
     root = tmp_path_factory.mktemp("engine")
     folder = tiny_model.make_tiny_model(root / MODEL, max_position_embeddings=CONTEXT)
-    port = free_port()
-    log = root / "engine.log"
-    args = [sys.executable, "-m", "inferplane", "engine", "--model", str(folder)]
-    args += ["--port", str(port), "--kv-cache-memory", "4MiB", "--log-level", "warning"]
-    with log.open("wb") as out:
-        process = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=os.environ)
-    server = EngineProcess(f"http://127.0.0.1:{port}", process, log)
-    _wait_healthy(server)
-    yield server
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-
-
-def _wait_healthy(server: EngineProcess, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            raise RuntimeError(f"engine exited: {server.log.read_text()[-3000:]}")
-        try:
-            if httpx.get(f"{server.url}/health", timeout=0.5).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"engine not healthy in {timeout}s: {server.log.read_text()[-3000:]}")
+    with running_engine(str(folder), root / "engine.log", "--kv-cache-memory", "4MiB") as server:
+        yield server
 
 
 GREEDY = {"temperature": 0.0, "max_tokens": 12, "ignore_eos": True}

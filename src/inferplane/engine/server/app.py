@@ -1,5 +1,6 @@
 """The engine's HTTP server: OpenAI routes, vLLM's /tokenize, /detokenize and /metrics,
-and /health, around one AsyncEngine."""
+KServe V2 and /health, around one AsyncEngine; or, for an embedding model, around one
+Embedder."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from inferplane.engine.async_engine import AsyncEngine
-from inferplane.engine.server import errors, openai_api
+from inferplane.engine.server import embeddings_api, errors, kserve_api, openai_api
 from inferplane.engine.server.metrics import Metrics
 from inferplane.engine.server.protocol import DetokenizeRequest, TokenizeRequest
 from inferplane.engine.tokenizer import ChatTemplateError
@@ -40,9 +41,35 @@ def create_app(
     app.add_exception_handler(errors.APIError, errors.api_error_handler)
     server = openai_api.Server(engine, served_model_name, Metrics(engine, served_model_name, clock))
     app.include_router(openai_api.router(server))
+    app.include_router(embeddings_api.refuse_embeddings())
+    app.include_router(kserve_api.router(kserve_api.V2Model(served_model_name, generator=server)))
     _add_service_routes(app, server)
     _add_tokenizer_routes(app, server)
     return app
+
+
+def create_embedding_app(service: embeddings_api.EmbeddingService) -> FastAPI:
+    """The app of an embedding model: /v1/embeddings, V2 infer, health and /v1/models; the
+    generate routes answer 400."""
+    app = FastAPI(title="inferplane engine (embeddings)")
+    app.add_exception_handler(errors.APIError, errors.api_error_handler)
+    app.include_router(embeddings_api.router(service))
+    app.include_router(embeddings_api.refuse_generation())
+    app.include_router(kserve_api.router(kserve_api.V2Model(service.model_name, embedder=service)))
+
+    @app.get("/health")
+    async def health() -> Response:
+        return Response(status_code=200)
+
+    @app.get("/v1/models")
+    async def models() -> JSONResponse:
+        return JSONResponse({"object": "list", "data": [_card(service.model_name)]})
+
+    return app
+
+
+def _card(name: str) -> dict[str, object]:
+    return {"id": name, "object": "model", "created": int(time.time()), "owned_by": "inferplane"}
 
 
 def _add_service_routes(app: FastAPI, server: openai_api.Server) -> None:
@@ -54,13 +81,7 @@ def _add_service_routes(app: FastAPI, server: openai_api.Server) -> None:
 
     @app.get("/v1/models")
     async def models() -> JSONResponse:
-        card = {
-            "id": server.model_name,
-            "object": "model",
-            "created": int(time.time()),
-            "owned_by": "inferplane",
-            "max_model_len": server.engine.engine.max_model_len,
-        }
+        card = {**_card(server.model_name), "max_model_len": server.engine.engine.max_model_len}
         return JSONResponse({"object": "list", "data": [card]})
 
     @app.get("/metrics")
