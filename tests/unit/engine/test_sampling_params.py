@@ -88,7 +88,12 @@ def test_defaults_are_openai_s() -> None:
     ],
 )
 def test_boundary_values_are_accepted(values: dict[str, Any]) -> None:
-    SamplingParams(**values)
+    params = SamplingParams(**values)
+    for name, value in values.items():
+        kept = getattr(params, name)
+        assert (tuple(kept) if isinstance(value, list) else kept) == (
+            tuple(value) if isinstance(value, list) else value
+        ), name
 
 
 def test_a_bare_stop_string_is_one_stop_and_params_are_hashable() -> None:
