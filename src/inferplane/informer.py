@@ -11,20 +11,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 
 from inferplane import client as api_client
+from inferplane.backoff import Backoff
 
-
-@dataclass(frozen=True)
-class Retry:
-    """Delay between reconnects: doubling from `base` to `cap`, reset by any event."""
-
-    base: float = 0.2
-    cap: float = 5.0
-
-    def delay(self, failures: int) -> float:
-        return min(self.cap, self.base * 2 ** max(failures - 1, 0))
+RECONNECT = Backoff(base=0.2, cap=5.0)
+"""Delay between reconnects: doubling from 0.2 s to 5 s, reset by any event."""
 
 
 def follow(
@@ -35,7 +27,7 @@ def follow(
     resource_version: str | None = None,
     label_selector: str | None = None,
     field_selector: str | None = None,
-    retry: Retry | None = None,
+    retry: Backoff = RECONNECT,
     sleep: Callable[[float], None] = time.sleep,
 ) -> Iterator[api_client.WatchEvent]:
     """Every change of `kind` after `resource_version`, across disconnects, until closed.
@@ -43,7 +35,6 @@ def follow(
     Without a `resource_version` it starts with a RESYNC of the current objects. Errors that
     retrying cannot fix (401, 403, 404, 400) are raised; connection failures are retried.
     """
-    retry = retry or Retry()
     version = resource_version
     failures = 0
     while True:

@@ -13,6 +13,7 @@ import pytest
 
 from inferplane import client as api_client
 from inferplane import informer
+from inferplane.backoff import Backoff
 from tests.integration.manifests import model, path
 from tests.support.control import ControlProcess
 
@@ -139,7 +140,7 @@ def test_the_client_follows_a_kind_across_a_restart(fresh_control: ControlProces
     received: list[api_client.WatchEvent] = []
 
     def consume() -> None:
-        retry = informer.Retry(base=0.05, cap=0.5)
+        retry = Backoff(base=0.05, cap=0.5)
         for event in informer.follow(client, "models", resource_version=start, retry=retry):
             if event.type != "BOOKMARK":
                 received.append(event)

@@ -9,11 +9,24 @@ import torch
 from tokenizers import Tokenizer as HFTokenizer
 from tokenizers import decoders, models, pre_tokenizers, trainers
 
+from inferplane.engine import demo
+
 CHAT_TEMPLATE = (
     "{% for message in messages %}<|{{ message['role'] }}|>{{ message['content'] }}\n"
     "{% endfor %}{% if add_generation_prompt %}<|assistant|>{% endif %}"
 )
 """A minimal chat template, so /v1/chat/completions works on the tiny folder."""
+
+TINY_DEMO = demo.DemoSpec(
+    steps=3,
+    batch=2,
+    seq_len=32,
+    vocab_size=512,
+    hidden_size=64,
+    intermediate_size=128,
+    num_layers=1,
+)
+"""A demo-model recipe small enough to train in a test (seconds, not minutes)."""
 
 
 def make_tiny_model(path: Path, *, max_position_embeddings: int = 256) -> Path:

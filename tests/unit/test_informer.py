@@ -11,6 +11,7 @@ import pytest
 
 from inferplane import client as api_client
 from inferplane import informer
+from inferplane.backoff import Backoff
 
 Handler = Callable[[httpx.Request], httpx.Response]
 
@@ -82,5 +83,5 @@ def test_errors_retrying_cannot_fix_are_raised() -> None:
 
 
 def test_retry_delays_double_up_to_the_cap() -> None:
-    retry = informer.Retry(base=0.5, cap=3.0)
+    retry = Backoff(base=0.5, cap=3.0)
     assert [retry.delay(n) for n in range(1, 6)] == [0.5, 1.0, 2.0, 3.0, 3.0]

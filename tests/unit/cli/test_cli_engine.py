@@ -49,18 +49,10 @@ def test_model_demo_resolves_to_the_cached_demo_in_the_data_dir(
 ) -> None:
     from inferplane.cli.engine import resolve_model
     from inferplane.engine import demo
+    from tests.support.tiny_model import TINY_DEMO
 
     cached = tmp_path / "models" / f"demo-seed0-steps{demo.DemoSpec().steps}"
-    tiny = demo.DemoSpec(
-        steps=1,
-        batch=1,
-        seq_len=16,
-        vocab_size=300,
-        hidden_size=32,
-        intermediate_size=64,
-        num_layers=1,
-    )
-    demo.create_demo(cached, tiny)  # stands in for the one first use would build
+    demo.create_demo(cached, TINY_DEMO)  # stands in for the one first use would build
     monkeypatch.setenv("INFERPLANE_DATA_DIR", str(tmp_path))
     monkeypatch.chdir(tmp_path)
     assert resolve_model(Path("demo")) == cached

@@ -8,10 +8,11 @@ from pathlib import Path
 from typing import Any
 
 from inferplane import store as store_pkg
+from inferplane.backoff import Backoff
 from inferplane.control.metrics import Metrics
 from inferplane.control.runtime.controller import ControllerRunner, Key, Result, Watch
 from inferplane.control.runtime.events import EventRecorder
-from inferplane.control.runtime.workqueue import Backoff, WorkQueue
+from inferplane.control.runtime.workqueue import WorkQueue
 from inferplane.store.watch import WatchHub
 
 

@@ -1,6 +1,7 @@
 import asyncio
 
-from inferplane.control.runtime.workqueue import Backoff, WorkQueue
+from inferplane.backoff import Backoff
+from inferplane.control.runtime.workqueue import WorkQueue
 
 
 def run(coro):  # type: ignore[no-untyped-def]

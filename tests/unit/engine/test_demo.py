@@ -10,16 +10,7 @@ from safetensors.torch import load_file
 from inferplane.engine import demo
 from inferplane.engine.loader import load_model
 from inferplane.engine.tokenizer import Tokenizer
-
-TINY = demo.DemoSpec(
-    steps=3,
-    batch=2,
-    seq_len=32,
-    vocab_size=512,
-    hidden_size=64,
-    intermediate_size=128,
-    num_layers=1,
-)
+from tests.support.tiny_model import TINY_DEMO as TINY
 
 
 def test_the_demo_folder_loads_and_chats(tmp_path: Path) -> None:

@@ -9,21 +9,11 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import Hashable
-from dataclasses import dataclass
 from typing import Generic, TypeVar
 
+from inferplane.backoff import Backoff
+
 K = TypeVar("K", bound=Hashable)
-
-
-@dataclass(frozen=True)
-class Backoff:
-    """Delay after the n-th consecutive failure of a key: base * 2**(n-1), capped."""
-
-    base: float = 0.05
-    cap: float = 300.0
-
-    def delay(self, failures: int) -> float:
-        return min(self.cap, self.base * 2 ** max(failures - 1, 0))
 
 
 class WorkQueue(Generic[K]):
