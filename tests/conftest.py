@@ -6,9 +6,14 @@ import os
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from tests.support import postgres
 from tests.support.control import ControlProcess
+
+# Two shared cores make example timings meaningless: no per-example deadline, no too-slow check.
+settings.register_profile("inferplane", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("inferplane")
 
 
 @pytest.fixture(scope="session")
