@@ -4,8 +4,11 @@ PagedAttention (vLLM) splits each sequence's KV cache into fixed-size blocks add
 through a per-sequence block table, so the only waste is each sequence's last, partial
 block. Blocks carry reference counts so that sequences with a common prefix can share them.
 
-Prefix caching: a block that is full and computed gets a hash chained from its parent's
-hash, its tokens and the sequence's cache salt, so equal hashes mean equal prefixes. When its
+Prefix caching: a block that is full gets a hash chained from its parent's hash, its tokens
+and the sequence's cache salt, so equal hashes mean equal prefixes. It is registered when it
+is allocated for the step that fills it, as vLLM does: the runner writes every new token's
+K/V in a layer before any row attends, so a sequence admitted later in the same step (the
+other prompts of a burst, the other choices of ``n``) already shares it. When its
 last reference goes, a hashed block is not wiped but parked in an LRU; a later sequence whose
 prompt hashes the same takes it back, and a fresh allocation that finds no never-hashed free
 block evicts the least recently freed one. With caching off no hash is ever computed and the
@@ -155,8 +158,10 @@ class BlockManager:
         """
         state = self._seqs.get(seq.seq_id)
         if state is not None and state.table:
-            held = len(state.table) * self.block_size
-            if seq.num_computed_tokens + num_new_tokens <= held:  # decode fast path
+            end = seq.num_computed_tokens + num_new_tokens
+            if end <= len(state.table) * self.block_size:  # decode fast path
+                if self.enable_prefix_caching and end // self.block_size > state.num_registered:
+                    self._register(seq, state, end // self.block_size)
                 return True
             prefix = NO_PREFIX  # a prefix only counts on the first allocation
         if self._blocks_short(seq, num_new_tokens, prefix) > 0:
@@ -168,6 +173,8 @@ class BlockManager:
         total = seq.num_computed_tokens + prefix.num_tokens + num_new_tokens
         for _ in range(cdiv(total, self.block_size) - len(state.table)):
             state.table.append(self._fresh_block())
+        if self.enable_prefix_caching:
+            self._register(seq, state, total // self.block_size)
         return True
 
     def _blocks_short(self, seq: seqmod.Sequence, num_new_tokens: int, prefix: CachedPrefix) -> int:
@@ -209,39 +216,38 @@ class BlockManager:
         if block_hash is not None and self._hash_to_block.get(block_hash) == block_id:
             del self._hash_to_block[block_hash]
 
-    # -- caching computed blocks ------------------------------------------------------
+    # -- registering full blocks -----------------------------------------------------
 
-    def cache_full_blocks(self, seq: seqmod.Sequence) -> None:
-        """Register the sequence's blocks that are now full and computed in the prefix cache.
-
-        Called after ``num_computed_tokens`` advances. Registering only computed blocks
-        means a hit never depends on KV the runner has not written yet.
-        """
-        if not self.enable_prefix_caching:
-            return
-        state = self._seqs.get(seq.seq_id)
-        num_full = seq.num_computed_tokens // self.block_size
-        if state is None or num_full <= state.num_registered:
+    def _register(self, seq: seqmod.Sequence, state: _SeqBlocks, num_full: int) -> None:
+        """Enter the sequence's first ``num_full`` blocks (full once this step runs) in the
+        prefix cache, unless an equal block is already there."""
+        if num_full <= state.num_registered:
             return
         hashes = self._hashes(seq, num_full)
         for index in range(state.num_registered, num_full):
             block_id = state.table[index]
-            if hashes[index] not in self._hash_to_block:  # else an equal block is cached
+            if hashes[index] not in self._hash_to_block:
                 self._hash_to_block[hashes[index]] = block_id
                 self._block_hash[block_id] = hashes[index]
         state.num_registered = num_full
 
     # -- release --------------------------------------------------------------------
 
-    def free(self, seq_id: str) -> None:
+    def free(self, seq_id: str, *, computed_tokens: int | None = None) -> None:
         """Drop a sequence's references; unreferenced hashed blocks park in the LRU.
 
-        The table is released from its end so that, within one sequence, the tail blocks
-        are evicted before the prefix blocks every later hit needs first.
+        ``computed_tokens``: when a sequence is preempted while its step is being built,
+        the blocks registered for that step hold no K/V yet; those past its computed tokens
+        leave the prefix cache so that no later hit reads them. The table is released from
+        its end so that, within one sequence, the tail blocks are evicted before the prefix
+        blocks every later hit needs first.
         """
         state = self._seqs.pop(seq_id, None)
         if state is None:
             return
+        if computed_tokens is not None:
+            for block_id in state.table[computed_tokens // self.block_size :]:
+                self._forget_hash(block_id)
         for block_id in reversed(state.table):
             self._ref_counts[block_id] -= 1
             if self._ref_counts[block_id] > 0:

@@ -104,6 +104,8 @@ class Scheduler:
         # (priority, arrival, seq_id, seq); aborted entries stay until popped.
         self._waiting: list[tuple[int, int, str, Sequence]] = []
         self._num_waiting = 0
+        self.num_preemptions = 0
+        """Sequences preempted so far (vLLM's ``num_preemptions``)."""
 
     @property
     def num_running(self) -> int:
@@ -215,11 +217,12 @@ class Scheduler:
     def _preempt(self, seq: Sequence, out: SchedulerOutput) -> None:
         """Recompute later: free the blocks, reset the counter, queue at its old rank."""
         del self._running[seq.seq_id]
-        self.blocks.free(seq.seq_id)
+        self.blocks.free(seq.seq_id, computed_tokens=seq.num_computed_tokens)
         seq.num_computed_tokens = 0
         self._enqueue(seq, SequenceStatus.PREEMPTED)
         out.preempted.append(seq.seq_id)
         out.unschedule(seq.seq_id)
+        self.num_preemptions += 1
 
     def _schedule_waiting(self, out: SchedulerOutput, budget: int) -> None:
         """Admit by (priority, arrival) while budget, rows and blocks last; FCFS stops at
@@ -280,7 +283,6 @@ class Scheduler:
             if seq.status is not SequenceStatus.RUNNING:
                 continue
             seq.num_computed_tokens += row.num_tokens
-            self.blocks.cache_full_blocks(seq)
             if seq.num_computed_tokens == seq.num_tokens:
                 reason = self._append(seq, sampled.get(seq.seq_id))
                 if reason is not None:

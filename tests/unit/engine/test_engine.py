@@ -76,6 +76,28 @@ def test_greedy_tokens_equal_transformers(
         assert engine.blocks.prefix_cache_hits > 0, "the shared 40-token prefix was reused"
 
 
+def test_greedy_tokens_survive_preemption_with_prefix_caching(
+    folder: Path, expected: list[list[int]]
+) -> None:
+    """Blocks registered for a step that a preemption cancels must never serve a hit."""
+    engine = LLMEngine(
+        EngineConfig(
+            model=folder,
+            block_size=4,
+            max_num_batched_tokens=32,
+            max_num_seqs=6,
+            max_model_len=72,
+            kv_cache_memory=20 * 2048,  # 20 blocks of 4 tokens: too few for all six at once
+        )
+    )
+    assert engine.blocks.num_blocks == 20
+    seen = run(engine, SamplingParams(temperature=0.0, max_tokens=12, ignore_eos=True))
+    got = [[t for o in seen[f"r{i}"] for t in o.token_ids] for i in range(len(PROMPTS))]
+    assert got == expected
+    assert engine.scheduler.num_preemptions > 0
+    assert engine.blocks.prefix_cache_hits > 0
+
+
 def test_streamed_text_is_the_decoded_whole(folder: Path) -> None:
     engine = LLMEngine(EngineConfig(model=folder, kv_cache_memory=1 << 20))
     engine.add_request(
@@ -124,3 +146,16 @@ def test_seeded_sampling_reproduces_and_n_gives_distinct_choices(folder: Path) -
     again = generate(LLMEngine(EngineConfig(model=folder, kv_cache_memory=1 << 20)))
     assert first == again
     assert len({tuple(v) for v in first.values()}) > 1
+
+
+def test_n_choices_compute_their_shared_prompt_once(folder: Path) -> None:
+    """The n sequences of one request are admitted in one step; the first registers the
+    prompt's full blocks as it is scheduled and the others take them by reference."""
+    engine = LLMEngine(EngineConfig(model=folder, block_size=4, kv_cache_memory=1 << 20))
+    prompt = list(range(40, 62))  # 22 tokens: 5 full blocks, the last 2 tokens their own
+    engine.add_request("r", prompt, SamplingParams(n=4, max_tokens=3, ignore_eos=True))
+    planned = engine.scheduler.schedule()
+    assert [row.num_tokens for row in planned.scheduled.values()] == [22, 2, 2, 2]
+    tables = [engine.blocks.block_table(f"r#{i}") for i in range(4)]
+    assert all(table[:5] == tables[0][:5] for table in tables)
+    assert engine.blocks.prefix_cache_hits == 3 * 20

@@ -19,7 +19,6 @@ def compute(blocks: kv_blocks.BlockManager, seq: Sequence, n: int) -> None:
     """Allocate and confirm ``n`` more tokens, as schedule + update would."""
     assert blocks.allocate(seq, n)
     seq.num_computed_tokens += n
-    blocks.cache_full_blocks(seq)
 
 
 def admit(blocks: kv_blocks.BlockManager, seq: Sequence) -> int:
@@ -27,7 +26,6 @@ def admit(blocks: kv_blocks.BlockManager, seq: Sequence) -> int:
     prefix = blocks.lookup_prefix(seq)
     assert blocks.allocate(seq, seq.num_tokens - prefix.num_tokens, prefix=prefix)
     seq.num_computed_tokens = seq.num_tokens
-    blocks.cache_full_blocks(seq)
     return prefix.num_tokens
 
 
@@ -66,6 +64,37 @@ def test_shared_three_block_prefix_is_a_hit_of_three_blocks() -> None:
     assert all(blocks.ref_count(b) == 2 for b in blocks.block_table("b")[:3])
     assert blocks.prefix_cache_queries == first.num_tokens + second.num_tokens
     assert blocks.prefix_cache_hits == 3 * BS
+
+
+def test_blocks_are_shared_within_the_step_that_fills_them() -> None:
+    """A burst of equal prompts (or n choices) computes the shared blocks once."""
+    blocks = manager()
+    shared = list(range(100, 100 + 2 * BS))
+    first = make_seq("a", prompt=[*shared, 1])
+    assert blocks.allocate(first, first.num_tokens)  # scheduled, not computed yet
+    second = make_seq("b", prompt=[*shared, 2])
+    assert blocks.lookup_prefix(second).num_tokens == 2 * BS
+
+
+def test_a_decode_that_fills_a_block_registers_it() -> None:
+    blocks = manager()
+    seq = make_seq("a", BS - 1)
+    compute(blocks, seq, BS - 1)
+    seq.output_token_ids.append(7)
+    compute(blocks, seq, 1)
+    again = make_seq("b", prompt=[*seq.token_ids(0, BS), 9])
+    assert blocks.lookup_prefix(again).num_tokens == BS
+
+
+def test_blocks_of_a_step_that_never_ran_leave_the_cache_on_preemption() -> None:
+    blocks = manager()
+    prompt = list(range(3 * BS + 1))
+    seq = make_seq("a", prompt=prompt)
+    compute(blocks, seq, BS)  # one block computed in an earlier step
+    assert blocks.allocate(seq, 2 * BS)  # this step's two blocks: registered, not written
+    blocks.free("a", computed_tokens=seq.num_computed_tokens)
+    assert blocks.lookup_prefix(make_seq("b", prompt=prompt)).num_tokens == BS
+    assert blocks.usage == 0.0
 
 
 def test_fully_cached_prompt_still_computes_its_last_token() -> None:
