@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import httpx
 import openai
 import pytest
 
 from tests.support import tiny_model
-from tests.support.engine_process import EngineProcess, running_engine
+from tests.support.engine_process import EngineProcess, running_engine, wait_for
 
 pytestmark = pytest.mark.integration
 MODEL = "tiny"
@@ -151,24 +151,114 @@ def test_concurrent_requests_are_batched(engine: EngineProcess) -> None:
     assert asyncio.run(main()) > 1
 
 
-def test_disconnect_frees_blocks(engine: EngineProcess) -> None:
-    body = {
-        "model": MODEL,
-        "prompt": [7] * 8,
-        "max_tokens": 2000,
-        "stream": True,
-        "ignore_eos": True,
-    }
-    with httpx.stream("POST", f"{engine.url}/v1/completions", json=body) as response:
+STREAMS = {
+    "completion": ("/v1/completions", {"prompt": [7] * 8}),
+    "several prompts": ("/v1/completions", {"prompt": [[7] * 8, [8] * 8], "n": 2}),
+    "chat": ("/v1/chat/completions", {"messages": [{"role": "user", "content": "hello"}]}),
+}
+
+
+@pytest.mark.parametrize("kind", list(STREAMS))
+def test_disconnect_frees_blocks(engine: EngineProcess, kind: str) -> None:
+    path, fields = STREAMS[kind]
+    body = {"model": MODEL, "max_tokens": 1500, "stream": True, "ignore_eos": True, **fields}
+    with httpx.stream("POST", f"{engine.url}{path}", json=body) as response:
         lines = response.iter_lines()  # dropping this iterator would close the stream
-        for _ in range(6):
+        for _ in range(12):
             next(lines)
         assert engine.metric("vllm:kv_cache_usage_perc") > 0
-    deadline = time.monotonic() + 3
-    while engine.metric("vllm:kv_cache_usage_perc") > 0 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert engine.metric("vllm:kv_cache_usage_perc") == 0
-    assert engine.metric("vllm:num_requests_running") == 0
+        assert engine.metric("vllm:num_requests_running") > 0
+    wait_for(lambda: engine.metric("vllm:kv_cache_usage_perc") == 0, what="blocks freed")
+    wait_for(lambda: engine.metric("vllm:num_requests_running") == 0, what="nothing running")
+    assert engine.metric("vllm:num_requests_waiting") == 0
+
+
+def test_several_prompts_get_n_choices_each(engine: EngineProcess) -> None:
+    client = engine.client()
+    prompts = ["hello", "hello world", "world hello world"]
+    kwargs: dict[str, Any] = {"model": MODEL, "temperature": 0, "max_tokens": 3}
+    whole = client.completions.create(prompt=prompts, n=2, extra_body=_extra(), **kwargs)
+    singles = [client.completions.create(prompt=p, extra_body=_extra(), **kwargs) for p in prompts]
+    texts = {choice.index: choice.text for choice in whole.choices}
+    assert sorted(texts) == list(range(6))
+    for i, single in enumerate(singles):
+        assert texts[2 * i] == texts[2 * i + 1] == single.choices[0].text
+    assert len({single.choices[0].text for single in singles}) > 1  # the order is visible
+    assert whole.usage is not None
+    assert whole.usage.prompt_tokens == sum(s.usage.prompt_tokens for s in singles if s.usage)
+    assert whole.usage.completion_tokens == 6 * 3
+
+
+def test_several_token_id_prompts_streamed(engine: EngineProcess) -> None:
+    client = engine.client()
+    kwargs: dict[str, Any] = {
+        "model": MODEL,
+        "prompt": [[5, 6, 7], [40, 41], [9]],
+        "n": 2,
+        "temperature": 0,
+        "max_tokens": 4,
+        "extra_body": _extra(),
+    }
+    whole = client.completions.create(**kwargs)
+    chunks = list(
+        client.completions.create(stream=True, stream_options={"include_usage": True}, **kwargs)
+    )
+    texts: dict[int, str] = {}
+    finished: dict[int, str] = {}
+    for chunk in chunks:
+        for choice in chunk.choices:
+            texts[choice.index] = texts.get(choice.index, "") + choice.text
+            if choice.finish_reason:
+                finished[choice.index] = choice.finish_reason
+    assert finished == dict.fromkeys(range(6), "length")
+    assert texts == {choice.index: choice.text for choice in whole.choices}
+    assert chunks[-1].choices == [] and chunks[-1].usage == whole.usage
+    assert whole.usage is not None and whole.usage.prompt_tokens == 6
+
+
+def test_fields_the_engine_lacks_are_refused_through_the_client(engine: EngineProcess) -> None:
+    client = engine.client()
+    messages: list[openai.types.chat.ChatCompletionMessageParam] = [
+        {"role": "user", "content": "hi"}
+    ]
+    tool: openai.types.chat.ChatCompletionToolParam = {
+        "type": "function",
+        "function": {"name": "weather", "parameters": {"type": "object"}},
+    }
+    refusals: list[tuple[str, Callable[[], object]]] = [
+        (
+            "tools",
+            lambda: client.chat.completions.create(model=MODEL, messages=messages, tools=[tool]),
+        ),
+        (
+            "response_format",
+            lambda: client.chat.completions.create(
+                model=MODEL, messages=messages, response_format={"type": "json_object"}
+            ),
+        ),
+        (
+            "logit_bias",
+            lambda: client.completions.create(model=MODEL, prompt="hi", logit_bias={"5": 3}),
+        ),
+        ("echo", lambda: client.completions.create(model=MODEL, prompt="hi", echo=True)),
+        ("best_of", lambda: client.completions.create(model=MODEL, prompt="hi", best_of=3)),
+    ]
+    for param, call in refusals:
+        with pytest.raises(openai.BadRequestError) as caught:
+            call()
+        assert caught.value.param == param, param
+        assert param in caught.value.message
+    answered = client.chat.completions.create(
+        model=MODEL,
+        messages=messages,
+        max_tokens=2,
+        user="u",
+        store=False,
+        metadata={"team": "a"},
+        response_format={"type": "text"},
+        tool_choice="none",
+    )
+    assert answered.choices[0].finish_reason is not None
 
 
 BAD = [
@@ -182,6 +272,19 @@ BAD = [
     ({"prompt": [5] * (CONTEXT + 1)}, 400, "prompt"),
     ({"prompt": "hi", "max_tokens": "many"}, 400, "max_tokens"),
     ({"prompt": "hi", "model": "gpt-4"}, 404, "model"),
+    ({"prompt": [[]]}, 400, "prompt"),
+    ({"prompt": ["hi", ""]}, 400, "prompt"),
+    ({"prompt": [5, 300]}, 400, "prompt"),
+    ({"prompt": [[5], [-1]]}, 400, "prompt"),
+    ({"prompt": ["hi", [5]]}, 400, "prompt"),
+    ({"prompt": ["hi", "x" * 3000]}, 400, "prompt"),
+    ({"prompt": "hi", "echo": True}, 400, "echo"),
+    ({"prompt": "hi", "suffix": "!"}, 400, "suffix"),
+    ({"prompt": "hi", "best_of": 2}, 400, "best_of"),
+    ({"prompt": "hi", "logit_bias": {"5": 1}}, 400, "logit_bias"),
+    ({"prompt": "hi", "min_tokens": 3}, 400, "min_tokens"),
+    ({"prompt": "hi", "frobnicate": 1}, 400, "frobnicate"),
+    ({"prompt": "hi", "stream_options": {"include_usage": True}}, 400, "stream_options"),
 ]
 
 
@@ -220,3 +323,22 @@ def test_malformed_missing_and_oversized_bodies(engine: EngineProcess) -> None:
     assert oversized.status_code == 413 and oversized.json()["error"]["code"] == 413
     still = engine.client().completions.create(model=MODEL, prompt="hi", max_tokens=2)
     assert still.choices[0].text is not None
+
+
+def test_an_unknown_route_is_a_404_in_openai_shape(engine: EngineProcess) -> None:
+    response = httpx.post(f"{engine.url}/v1/nope", json={})
+    assert response.status_code == 404
+    assert response.json()["error"]["message"] == "Invalid URL (POST /v1/nope)"
+    wrong_method = httpx.get(f"{engine.url}/v1/completions")
+    assert wrong_method.status_code == 405 and wrong_method.json()["error"]["code"] == 405
+
+
+def test_one_refused_prompt_refuses_the_request_and_aborts_the_others(
+    engine: EngineProcess,
+) -> None:
+    prompts = ["hi", "hello " * 3000]  # the second does not fit the context
+    body = {"model": MODEL, "prompt": prompts, "max_tokens": 500, "ignore_eos": True}
+    response = httpx.post(f"{engine.url}/v1/completions", json=body)
+    assert response.status_code == 400 and response.json()["error"]["param"] == "prompt"
+    wait_for(lambda: engine.metric("vllm:num_requests_running") == 0, what="nothing running")
+    assert engine.metric("vllm:kv_cache_usage_perc") == 0

@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import httpx
 import openai
@@ -72,25 +73,73 @@ def test_v2_infer_generate_and_stream_agree(engine: EngineProcess) -> None:
     assert output["shape"] == [2] and output["data"][0] == output["data"][1] != ""
     request: dict[str, object] = {"text_input": "hello", "parameters": GREEDY}
     generated = httpx.post(_v2(engine, f"/models/{MODEL}/generate"), json=request).json()
+    finish = {"finish_reason": "length", "num_input_tokens": 1, "num_output_tokens": 8}
     assert generated == {
         "model_name": MODEL,
         "model_version": "1",
         "text_output": output["data"][0],
+        **finish,
     }
-    pieces = _stream(engine, request)
-    assert len(pieces) > 1 and "".join(pieces) == generated["text_output"]
+    events = _stream(engine, request)
+    assert len(events) > 1 and "".join(e["text_output"] for e in events) == output["data"][0]
+    assert all("finish_reason" not in event for event in events[:-1])
+    assert events[-1] == {**events[-1], **finish}
 
 
-def _stream(engine: EngineProcess, request: dict[str, object]) -> list[str]:
-    url = _v2(engine, f"/models/{MODEL}/generate_stream")
-    pieces = []
+def _stream(engine: EngineProcess, request: dict[str, object], path: str = "") -> list[Any]:
+    url = _v2(engine, f"/models/{MODEL}{path}/generate_stream")
+    events = []
     with httpx.stream("POST", url, json=request) as response:
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/event-stream")
         for line in response.iter_lines():
-            if line.startswith("data: "):
-                pieces.append(json.loads(line[len("data: ") :])["text_output"])
-    return pieces
+            if line:
+                assert line.startswith("data: {")
+                events.append(json.loads(line.removeprefix("data: ")))
+    return events
+
+
+def test_v2_versioned_routes(engine: EngineProcess) -> None:
+    versioned = f"/models/{MODEL}/versions/1"
+    assert (
+        httpx.get(_v2(engine, versioned)).json()
+        == httpx.get(_v2(engine, f"/models/{MODEL}")).json()
+    )
+    assert httpx.get(_v2(engine, f"{versioned}/ready")).json() == {"name": MODEL, "ready": True}
+    request: dict[str, object] = {"text_input": "hello", "parameters": {**GREEDY, "max_tokens": 3}}
+    plain = httpx.post(_v2(engine, f"/models/{MODEL}/generate"), json=request).json()
+    assert httpx.post(_v2(engine, f"{versioned}/generate"), json=request).json() == plain
+    events = _stream(engine, request, "/versions/1")
+    assert "".join(e["text_output"] for e in events) == plain["text_output"]
+    tensor = {"name": "text_input", "datatype": "BYTES", "shape": [1], "data": ["hello"]}
+    infer = httpx.post(
+        _v2(engine, f"{versioned}/infer"),
+        json={"inputs": [tensor], "parameters": request["parameters"]},
+    )
+    assert infer.json()["outputs"][0]["data"] == [plain["text_output"]]
+
+
+@pytest.mark.parametrize("suffix", ["", "/ready", "/infer", "/generate", "/generate_stream"])
+def test_v2_another_version_is_404(engine: EngineProcess, suffix: str) -> None:
+    url = _v2(engine, f"/models/{MODEL}/versions/2{suffix}")
+    body = {"text_input": "hi", "inputs": [], "parameters": {}}
+    response = httpx.post(url, json=body) if suffix not in ("", "/ready") else httpx.get(url)
+    assert response.status_code == 404
+    assert set(response.json()) == {"error"} and "version '2'" in response.json()["error"]
+
+
+def test_v2_framework_errors_have_the_v2_shape(engine: EngineProcess) -> None:
+    for response, status in [
+        (httpx.get(_v2(engine, f"/models/{MODEL}/generate")), 405),
+        (httpx.post(_v2(engine, f"/models/{MODEL}")), 405),
+        (httpx.get(_v2(engine, "/nope")), 404),
+        (httpx.get(_v2(engine, f"/models/{MODEL}/versions")), 404),
+    ]:
+        assert response.status_code == status
+        body = response.json()
+        assert set(body) == {"error"} and isinstance(body["error"], str) and body["error"]
+    v1 = httpx.get(f"{engine.url}/v1/nope")
+    assert v1.status_code == 404 and v1.json()["error"]["type"] == "invalid_request_error"
 
 
 def test_v2_tensor_inputs_as_parameters(engine: EngineProcess) -> None:
@@ -134,6 +183,8 @@ def test_v2_unknown_model_is_404(engine: EngineProcess) -> None:
         ("generate", {"text_input": "", "parameters": {}}, "text_input"),
         ("generate", {"parameters": {}}, "text_input"),
         ("generate_stream", {"text_input": "hi", "top_p": 7}, "top_p"),
+        ("generate", {"text_input": "hi", "parameters": {"frobnicate": 1}}, "frobnicate"),
+        ("generate", {"text_input": "hi", "logit_bias": {"5": 2}}, "logit_bias"),
         (
             "infer",
             {"inputs": [{"name": "x", "datatype": "BYTES", "shape": [1], "data": ["a"]}]},
@@ -247,3 +298,41 @@ def test_v2_one_bad_prompt_is_400_and_leaves_nothing_running(engine: EngineProce
     while engine.metric("vllm:num_requests_running") and time.monotonic() < deadline:
         time.sleep(0.05)
     assert engine.metric("vllm:num_requests_running") == 0
+
+
+def test_v2_return_parameters_are_accepted(engine: EngineProcess) -> None:
+    asks = {"return_finish_reason": True, "return_num_output_tokens": True}
+    request = {"text_input": "hi", "parameters": {**GREEDY, "max_tokens": 2, **asks}}
+    response = httpx.post(_v2(engine, f"/models/{MODEL}/generate"), json=request)
+    assert response.status_code == 200, response.text
+    assert response.json()["finish_reason"] == "length"
+
+
+def test_embedding_metrics(minilm: EngineProcess) -> None:
+    def success() -> float:
+        return minilm.metric("vllm:request_success_total", 'finished_reason="stop"')
+
+    before = {
+        "tokens": minilm.metric("vllm:prompt_tokens_total"),
+        "requests": success(),
+        "latencies": minilm.metric("vllm:e2e_request_latency_seconds_count"),
+    }
+    url = f"{minilm.url}/v1/embeddings"
+    answers = [httpx.post(url, json={"input": TEXTS}).json() for _ in range(2)]
+    tensor = {"name": "text_input", "datatype": "BYTES", "shape": [1], "data": TEXTS[:1]}
+    httpx.post(_v2(minilm, "/models/minilm/infer"), json={"inputs": [tensor]}).raise_for_status()
+    one = httpx.post(url, json={"input": TEXTS[0]}).json()["usage"]["prompt_tokens"]
+    tokens = sum(a["usage"]["prompt_tokens"] for a in answers) + 2 * one  # V2 infer's too
+    assert minilm.metric("vllm:prompt_tokens_total") == before["tokens"] + tokens
+    assert success() == before["requests"] + 4
+    assert minilm.metric("vllm:e2e_request_latency_seconds_count") == before["latencies"] + 4
+    assert minilm.metric("vllm:num_requests_running") == 0
+    assert minilm.metric("vllm:num_requests_waiting") == 0
+
+
+def test_embeddings_refuse_fields_they_lack(minilm: EngineProcess) -> None:
+    url = f"{minilm.url}/v1/embeddings"
+    for field, value in [("truncate_prompt_tokens", 8), ("normalize", False)]:
+        response = httpx.post(url, json={"input": "hi", field: value})
+        assert response.status_code == 400 and response.json()["error"]["param"] == field
+    assert httpx.post(url, json={"input": "hi", "user": "u"}).status_code == 200

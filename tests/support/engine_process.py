@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,11 +28,32 @@ class EngineProcess:
     def client(self) -> openai.OpenAI:
         return openai.OpenAI(base_url=f"{self.url}/v1", api_key="none", max_retries=0)
 
-    def metric(self, name: str) -> float:
+    def metric(self, name: str, labels: str = "") -> float:
+        """The value of `name` in /metrics; `labels` must appear inside its braces."""
         text = httpx.get(f"{self.url}/metrics").text
-        match = re.search(rf"^{re.escape(name)}\{{[^}}]*\}} (\S+)$", text, re.MULTILINE)
-        assert match, f"{name} not in /metrics"
+        pattern = rf"^{re.escape(name)}\{{[^}}]*{re.escape(labels)}[^}}]*\}} (\S+)$"
+        match = re.search(pattern, text, re.MULTILINE)
+        assert match, f"{name}{{{labels}}} not in /metrics"
         return float(match.group(1))
+
+    def health(self) -> int | None:
+        """The status of GET /health; None when no connection could be made."""
+        try:
+            return httpx.get(f"{self.url}/health", timeout=2).status_code
+        except httpx.TransportError:
+            return None
+
+    def sigterm(self) -> None:
+        self.process.send_signal(signal.SIGTERM)
+
+
+def wait_for(condition: Callable[[], bool], *, timeout: float = 10.0, what: str = "") -> None:
+    """Poll `condition` until it holds; fail after `timeout` seconds (a limit, not a claim
+    about speed)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"not within {timeout}s: {what}"
+        time.sleep(0.05)
 
 
 @contextmanager

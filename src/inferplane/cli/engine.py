@@ -135,6 +135,7 @@ def engine(
             port=port,
             served_model_name=name,
             device=device,
+            shutdown_grace=shutdown_grace,
             log_level=log_level,
         )
         return

@@ -28,6 +28,16 @@ class EngineUnavailable(RuntimeError):
     """The engine is shutting down (or its loop died) and takes no new requests: a 503."""
 
 
+class EngineStepFailed(RuntimeError):
+    """A step of the engine failed; every request in it was aborted (a 500, or an error
+    event in a stream)."""
+
+
+ABORT_DELIVERY_S = 5.0
+"""After aborting what outlived the grace period, how long `drain` waits for the consumers
+to take their final `abort` outputs."""
+
+
 @dataclass(frozen=True)
 class EngineStats:
     """A snapshot of the engine's state, published by the engine thread after every step."""
@@ -114,18 +124,29 @@ class AsyncEngine:
         """New requests get EngineUnavailable from now on; in-flight ones go on."""
         self._accepting = False
 
-    async def shutdown(self, grace: float) -> None:
-        """Stop admitting, let in-flight requests finish for up to `grace` seconds, abort
-        the rest, and stop the engine thread."""
+    async def drain(self, grace: float) -> None:
+        """Stop admitting; let in-flight requests finish for up to `grace` seconds; then
+        abort the rest, each of their sequences ending with `finish_reason="abort"` (so a
+        stream gets a final chunk rather than breaking off), and wait a little for their
+        consumers to take those outputs."""
         self.stop_admitting()
-        deadline = self.clock() + grace
+        if await self._wait_idle(grace):
+            return
+        log.warning("aborting %d requests still running after %.1fs", len(self._in_flight), grace)
+        self._post(_AbortAll())
+        await self._wait_idle(ABORT_DELIVERY_S)
+
+    async def _wait_idle(self, timeout: float) -> bool:
+        """Whether every request's consumer finished within `timeout` seconds."""
+        deadline = self.clock() + timeout
         while self._in_flight and self.clock() < deadline:
             await asyncio.sleep(0.02)
-        if self._in_flight:
-            log.warning(
-                "aborting %d requests still running after %.1fs", len(self._in_flight), grace
-            )
-        self._post(_AbortAll())
+        return not self._in_flight
+
+    async def shutdown(self, grace: float) -> None:
+        """Drain (see `drain`), then stop the engine thread."""
+        await self.drain(grace)
+        self._post(_AbortAll())  # leave the LLMEngine empty whatever the consumers did
         with self._cond:
             self._stopping = True
             self._cond.notify()
@@ -144,8 +165,9 @@ class AsyncEngine:
     ) -> AsyncGenerator[SequenceOutput]:
         """The request's outputs as the engine makes them, until all `n` sequences finish.
 
-        Raises the engine's RequestError (bad prompt) on the first iteration and
-        EngineUnavailable when shutting down. Stopping early aborts the request.
+        Raises the engine's RequestError (bad prompt) on the first iteration,
+        EngineUnavailable when shutting down, and EngineStepFailed when a step fails.
+        Stopping early aborts the request.
         """
         if not self._accepting:
             raise EngineUnavailable("the engine is shutting down")
@@ -215,11 +237,13 @@ class AsyncEngine:
         self._publish_stats()
 
     def _abort_all(self) -> None:
-        for request_id, sink in list(self._sinks.items()):
+        sinks, self._sinks = self._sinks, {}
+        for request_id in sinks:
             self.engine.abort(request_id)
-            for index in set(range(sink.n)) - sink.finished:
+        self._publish_stats()  # before the consumers hear of it, as in _step
+        for request_id, sink in sinks.items():
+            for index in sorted(set(range(sink.n)) - sink.finished):
                 sink.put(SequenceOutput(request_id, index, "", finish_reason="abort"))
-        self._sinks.clear()
 
     def _step(self) -> None:
         if not self.engine.has_unfinished():
@@ -230,9 +254,11 @@ class AsyncEngine:
             log.exception("engine step failed; failing %d requests", len(self._sinks))
             self._fail_all(exc)
             return
+        # Stats first: a consumer holding an output then reads stats at least as new as it
+        # (a finished request's blocks already show as free).
+        self._publish_stats()
         for output in outputs:
             self._dispatch(output)
-        self._publish_stats()
 
     def _dispatch(self, output: SequenceOutput) -> None:
         sink = self._sinks.get(output.request_id)
@@ -245,10 +271,12 @@ class AsyncEngine:
                 del self._sinks[output.request_id]
 
     def _fail_all(self, exc: Exception) -> None:
-        for request_id, sink in list(self._sinks.items()):
+        sinks, self._sinks = self._sinks, {}
+        for request_id in sinks:
             self.engine.abort(request_id)
-            sink.put(RuntimeError(f"engine step failed: {exc}"))
-        self._sinks.clear()
+        self._publish_stats()
+        for sink in sinks.values():
+            sink.put(EngineStepFailed(f"engine step failed: {exc}"))
 
     def _publish_stats(self) -> None:
         blocks = self.engine.blocks

@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from inferplane.engine.async_engine import AsyncEngine
 from inferplane.engine.server import embeddings_api, errors, kserve_api, openai_api
@@ -38,7 +38,7 @@ def create_app(
         await engine.shutdown(shutdown_grace)
 
     app = FastAPI(title="inferplane engine", lifespan=lifespan)
-    app.add_exception_handler(errors.APIError, errors.api_error_handler)
+    errors.install(app)
     server = openai_api.Server(engine, served_model_name, Metrics(engine, served_model_name, clock))
     app.include_router(openai_api.router(server))
     app.include_router(embeddings_api.refuse_embeddings())
@@ -48,24 +48,42 @@ def create_app(
     return app
 
 
-def create_embedding_app(service: embeddings_api.EmbeddingService) -> FastAPI:
-    """The app of an embedding model: /v1/embeddings, V2 infer, health and /v1/models; the
-    generate routes answer 400."""
-    app = FastAPI(title="inferplane engine (embeddings)")
-    app.add_exception_handler(errors.APIError, errors.api_error_handler)
+def create_embedding_app(
+    service: embeddings_api.EmbeddingService, *, shutdown_grace: float = SHUTDOWN_GRACE_S
+) -> FastAPI:
+    """The app of an embedding model: /v1/embeddings, V2 infer, health, /metrics and
+    /v1/models; the generate routes answer 400. Its lifespan drains the service."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        await service.drain(shutdown_grace)
+
+    app = FastAPI(title="inferplane engine (embeddings)", lifespan=lifespan)
+    errors.install(app)
     app.include_router(embeddings_api.router(service))
     app.include_router(embeddings_api.refuse_generation())
     app.include_router(kserve_api.router(kserve_api.V2Model(service.model_name, embedder=service)))
 
     @app.get("/health")
     async def health() -> Response:
+        if not service.accepting:
+            return errors.unavailable("the engine is shutting down").response()
         return Response(status_code=200)
 
     @app.get("/v1/models")
     async def models() -> JSONResponse:
         return JSONResponse({"object": "list", "data": [_card(service.model_name)]})
 
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        return _prometheus(service.metrics.registry)
+
     return app
+
+
+def _prometheus(registry: CollectorRegistry) -> Response:
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
 
 def _card(name: str) -> dict[str, object]:
@@ -86,8 +104,7 @@ def _add_service_routes(app: FastAPI, server: openai_api.Server) -> None:
 
     @app.get("/metrics")
     async def metrics() -> Response:
-        body = generate_latest(server.metrics.registry)
-        return Response(body, media_type=CONTENT_TYPE_LATEST)
+        return _prometheus(server.metrics.registry)
 
 
 def _add_tokenizer_routes(app: FastAPI, server: openai_api.Server) -> None:

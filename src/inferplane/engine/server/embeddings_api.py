@@ -6,7 +6,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import struct
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -15,7 +16,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 
 from inferplane.engine.embedder import Embedder, Embedding
-from inferplane.engine.server import errors
+from inferplane.engine.server import errors, unsupported
+from inferplane.engine.server.metrics import EmbeddingMetrics
 
 SERVES_EMBEDDINGS = "this model serves embeddings; use POST /v1/embeddings"
 SERVES_GENERATION = "this model serves text generation, not embeddings"
@@ -25,7 +27,7 @@ GENERATE_ROUTES = ("/v1/completions", "/v1/chat/completions", "/tokenize", "/det
 class EmbeddingRequest(BaseModel):
     """`POST /v1/embeddings`."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="allow")
 
     model: str | None = None
     input: str | list[str] | list[int] | list[list[int]]
@@ -35,6 +37,14 @@ class EmbeddingRequest(BaseModel):
     dimensions: int | None = None
     """Only the model's own dimension is accepted (no truncation)."""
     user: str | None = None
+    """Accepted and ignored."""
+
+    def check_supported(self) -> None:
+        """APIError 400 naming a field the engine does not implement (see `unsupported`)."""
+        try:
+            unsupported.check(self.model_extra or {}, unsupported.EMBEDDING, n=1)
+        except unsupported.FieldError as exc:
+            raise errors.APIError(str(exc), param=exc.param, code=exc.code) from exc
 
     def inputs(self) -> list[str | list[int]]:
         """The inputs as a list of texts or token-id lists; 400 for empty ones."""
@@ -54,15 +64,30 @@ class EmbeddingRequest(BaseModel):
 
 @dataclass
 class EmbeddingService:
-    """An Embedder behind a lock, run in a worker thread so the event loop stays free."""
+    """An Embedder behind a lock, run in a worker thread so the event loop stays free; it
+    admits requests until drained and keeps the counts and metrics of what it runs."""
 
     embedder: Embedder
     model_name: str
+    clock: Callable[[], float] = time.monotonic
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    accepting: bool = True
+    num_in_flight: int = 0
+    """Requests admitted and not yet answered (waiting for the lock, or running)."""
+    num_running: int = 0
+    """Requests whose batch is in the model now (one at a time)."""
+    metrics: EmbeddingMetrics = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.metrics = EmbeddingMetrics(self, self.model_name)
 
     @property
     def dimensions(self) -> int:
         return self.embedder.dimensions
+
+    @property
+    def num_waiting(self) -> int:
+        return self.num_in_flight - self.num_running
 
     def check_model(self, name: str | None) -> None:
         if name is not None and name != self.model_name:
@@ -70,10 +95,39 @@ class EmbeddingService:
 
     async def embed(self, inputs: Sequence[str | list[int]]) -> list[Embedding]:
         """All of `inputs` (texts or token ids) as one batch, in a worker thread; one batch
-        runs at a time."""
+        runs at a time. APIError 503 once draining."""
+        if not self.accepting:
+            raise errors.unavailable("the engine is shutting down")
         self._check_ids(inputs)
-        async with self.lock:
+        started = self.clock()
+        self.num_in_flight += 1
+        try:
+            async with self.lock:
+                embeddings = await self._run(inputs)
+        finally:
+            self.num_in_flight -= 1
+        tokens = sum(e.tokens for e in embeddings)
+        self.metrics.observe(seconds=self.clock() - started, prompt_tokens=tokens)
+        return embeddings
+
+    async def _run(self, inputs: Sequence[str | list[int]]) -> list[Embedding]:
+        self.num_running += 1
+        try:
             return await asyncio.to_thread(self._embed, inputs)
+        finally:
+            self.num_running -= 1
+
+    def stop_admitting(self) -> None:
+        """New requests get a 503 from now on; admitted ones go on."""
+        self.accepting = False
+
+    async def drain(self, grace: float) -> None:
+        """Stop admitting and wait up to `grace` seconds for admitted requests to finish (a
+        batch in the model cannot be cut short)."""
+        self.stop_admitting()
+        deadline = self.clock() + grace
+        while self.num_in_flight and self.clock() < deadline:
+            await asyncio.sleep(0.02)
 
     def _embed(self, inputs: Sequence[str | list[int]]) -> list[Embedding]:
         encode = self.embedder.tokenizer.encode
@@ -95,6 +149,7 @@ def router(service: EmbeddingService) -> APIRouter:
     async def embeddings(request: Request) -> JSONResponse:
         body = await errors.read_body(request, EmbeddingRequest)
         service.check_model(body.model)
+        body.check_supported()
         _check_dimensions(body.dimensions, service.dimensions)
         embeddings = await service.embed(body.inputs())
         return JSONResponse(response_body(embeddings, body, service.model_name))

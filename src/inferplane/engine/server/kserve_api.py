@@ -2,35 +2,52 @@
 
 Health, server and model metadata, model readiness, `infer` (a BYTES `text_input` tensor in;
 `text_output` BYTES out for a generative model, `embedding` FP32 `[n, dim]` out for an
-embedding model), `generate` and `generate_stream` (server-sent `data: {json}` events).
-Errors are V2's shape, `{"error": "..."}`: 404 for an unknown model, 400 for bad input.
+embedding model), `generate` and `generate_stream` (server-sent `data: {json}` events, the
+last with the finish reason). Every model route also answers under
+`/v2/models/{name}/versions/{version}`. Errors are V2's shape, `{"error": "..."}` (see
+`errors.install`): 404 for an unknown model or version, 400 for bad input.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, ParamSpec
+from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from inferplane.engine.async_engine import EngineStepFailed
+from inferplane.engine.outputs import SequenceOutput
 from inferplane.engine.sampling_params import SamplingParamError, SamplingParams
 from inferplane.engine.server import errors, openai_api, responses
 from inferplane.engine.server.embeddings_api import SERVES_EMBEDDINGS, EmbeddingService
 from inferplane.engine.server.protocol import CompletionRequest
+from inferplane.engine.server.unsupported import FieldError
 
 Json = responses.Json
-P = ParamSpec("P")
 VERSION = "1"
 TEXT_INPUT = "text_input"
-IGNORED_PARAMETERS = frozenset({"stream", "model", "prompt", "exclude_input_in_output"})
-"""Keys of `parameters` that are not sampling fields (Triton clients send some of them)."""
+IGNORED_PARAMETERS = frozenset(
+    {
+        "stream",
+        "model",
+        "prompt",
+        "exclude_input_in_output",
+        "return_finish_reason",
+        "return_num_input_tokens",
+        "return_num_output_tokens",
+    }
+)
+"""Keys of `parameters` that are not sampling fields (Triton clients send some of them; the
+`return_*` ones ask for what the last generate_stream event always carries). Any other key
+must be a completion field the engine implements, or the request is refused."""
+MODEL_ROUTE = "/v2/models/{name}"
+VERSIONED_ROUTE = "/v2/models/{name}/versions/{version}"
 
 
 class Tensor(BaseModel):
@@ -75,13 +92,21 @@ class V2Model:
     embedder: EmbeddingService | None = None
 
     def ready(self) -> bool:
-        return self.embedder is not None or (
-            self.generator is not None and self.generator.engine.accepting
-        )
+        if self.embedder is not None:
+            return self.embedder.accepting
+        return self.generator is not None and self.generator.engine.accepting
 
-    def check(self, name: str) -> None:
+    def check(self, request: Request) -> str:
+        """The route's model name, if it is this model (and the version, if given, is its
+        version); else a 404."""
+        name = str(request.path_params["name"])
         if name != self.name:
             raise errors.APIError(f"model '{name}' is not served here", status=404)
+        version = request.path_params.get("version")
+        if version is not None and version != VERSION:
+            message = f"model '{name}' has no version '{version}' (it serves version {VERSION})"
+            raise errors.APIError(message, status=404)
+        return name
 
     def metadata(self) -> Json:
         tensor = {"name": TEXT_INPUT, "datatype": "BYTES", "shape": [-1]}
@@ -103,17 +128,13 @@ class V2Model:
         return self.generator
 
 
-def v2_errors(handler: Callable[P, Awaitable[Response]]) -> Callable[P, Awaitable[Response]]:
-    """Answer an APIError raised by `handler` in V2's shape, `{"error": message}`."""
+Handler = Callable[[Request], Awaitable[Response]]
 
-    @functools.wraps(handler)
-    async def wrapped(*args: P.args, **kwargs: P.kwargs) -> Response:
-        try:
-            return await handler(*args, **kwargs)
-        except errors.APIError as exc:
-            return JSONResponse({"error": exc.message}, status_code=exc.status)
 
-    return wrapped
+def _model_route(api: APIRouter, suffix: str, handler: Handler, method: str) -> None:
+    """`handler` at `/v2/models/{name}<suffix>` and its versioned twin."""
+    for prefix in (MODEL_ROUTE, VERSIONED_ROUTE):
+        api.add_api_route(prefix + suffix, handler, methods=[method])
 
 
 def router(model: V2Model) -> APIRouter:
@@ -138,25 +159,22 @@ def _add_health_routes(api: APIRouter, model: V2Model) -> None:
     async def ready() -> JSONResponse:
         return JSONResponse({"ready": model.ready()}, status_code=200 if model.ready() else 503)
 
-    @api.get("/v2/models/{name}")
-    @v2_errors
-    async def metadata(name: str) -> Response:
-        model.check(name)
+    async def metadata(request: Request) -> Response:
+        model.check(request)
         return JSONResponse(model.metadata())
 
-    @api.get("/v2/models/{name}/ready")
-    @v2_errors
-    async def model_ready(name: str) -> Response:
-        model.check(name)
+    async def model_ready(request: Request) -> Response:
+        name = model.check(request)
         ok = model.ready()
         return JSONResponse({"name": name, "ready": ok}, status_code=200 if ok else 503)
 
+    _model_route(api, "", metadata, "GET")
+    _model_route(api, "/ready", model_ready, "GET")
+
 
 def _add_infer_route(api: APIRouter, model: V2Model) -> None:
-    @api.post("/v2/models/{name}/infer")
-    @v2_errors
-    async def infer(name: str, request: Request) -> Response:
-        model.check(name)
+    async def infer(request: Request) -> Response:
+        name = model.check(request)
         body = await _read(request, InferRequest)
         texts = text_input(body.inputs)
         if model.embedder is not None:
@@ -167,23 +185,24 @@ def _add_infer_route(api: APIRouter, model: V2Model) -> None:
         head: Json = {"model_name": name, "model_version": VERSION}
         return JSONResponse({**head, **({"id": body.id} if body.id else {}), "outputs": outputs})
 
+    _model_route(api, "/infer", infer, "POST")
+
 
 def _add_generate_routes(api: APIRouter, model: V2Model) -> None:
-    @api.post("/v2/models/{name}/generate")
-    @v2_errors
-    async def generate(name: str, request: Request) -> Response:
-        model.check(name)
+    async def generate(request: Request) -> Response:
+        name = model.check(request)
         body = await _read(request, GenerateRequest)
-        text = await _complete(model.require_generator(), body.text_input, body.all_parameters())
-        return JSONResponse({"model_name": name, "model_version": VERSION, "text_output": text})
+        result = await _complete(model.require_generator(), body.text_input, body.all_parameters())
+        return JSONResponse(_event(name, result.text, result.finish()))
 
-    @api.post("/v2/models/{name}/generate_stream")
-    @v2_errors
-    async def generate_stream(name: str, request: Request) -> Response:
-        model.check(name)
+    async def generate_stream(request: Request) -> Response:
+        name = model.check(request)
         body = await _read(request, GenerateRequest)
-        pieces = await _start(model.require_generator(), body.text_input, body.all_parameters())
-        return StreamingResponse(_events(name, pieces), media_type="text/event-stream")
+        outputs = await _start(model.require_generator(), body.text_input, body.all_parameters())
+        return StreamingResponse(_events(name, outputs), media_type="text/event-stream")
+
+    _model_route(api, "/generate", generate, "POST")
+    _model_route(api, "/generate_stream", generate_stream, "POST")
 
 
 async def _read(request: Request, model: type[errors.Model]) -> errors.Model:
@@ -238,27 +257,58 @@ def sampling_params(parameters: dict[str, Any]) -> SamplingParams:
     if body.n != 1:
         raise errors.APIError("parameters.n: only 1 is supported", param="n")
     try:
+        body.check_supported()
         return body.sampling_params()
-    except SamplingParamError as exc:
+    except (FieldError, SamplingParamError) as exc:
         raise errors.APIError(f"parameters.{exc.param}: {exc}", param=exc.param) from exc
 
 
 async def _start(
     server: openai_api.Server, text: str, parameters: dict[str, Any]
-) -> AsyncIterator[str]:
-    """Admit one prompt; its text deltas. A bad prompt or parameter is a 400 here."""
+) -> AsyncIterator[SequenceOutput]:
+    """Admit one prompt; its outputs. A bad prompt or parameter is a 400 here."""
     if not text:
         raise errors.APIError(f"{TEXT_INPUT} is empty", param=TEXT_INPUT)
     params = sampling_params(parameters)
     priority = int(parameters.get("priority", 0))
     ids = server.engine.engine.tokenizer.encode(text)
-    outputs = await server.start(f"v2-{uuid.uuid4().hex}", ids, params, priority)
-    return (output.text async for output in outputs if output.text)
+    generation = await server.start(f"v2-{uuid.uuid4().hex}", ids, params, priority)
+    return generation.outputs()
 
 
-async def _complete(server: openai_api.Server, text: str, parameters: dict[str, Any]) -> str:
-    pieces = await _start(server, text, parameters)
-    return "".join([piece async for piece in pieces])
+@dataclass
+class _Progress:
+    """What a generation has produced so far, for the finish information."""
+
+    text: str = ""
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    finish_reason: str | None = None
+
+    def add(self, output: SequenceOutput) -> None:
+        self.text += output.text
+        self.prompt_tokens = output.prompt_tokens or self.prompt_tokens
+        self.completion_tokens = max(self.completion_tokens, output.completion_tokens)
+        self.finish_reason = output.finish_reason or self.finish_reason
+
+    def finish(self) -> Json:
+        """The finish information, as Triton's vLLM backend names its optional outputs."""
+        return {
+            "finish_reason": self.finish_reason,
+            "num_input_tokens": self.prompt_tokens,
+            "num_output_tokens": self.completion_tokens,
+        }
+
+
+async def _complete(server: openai_api.Server, text: str, parameters: dict[str, Any]) -> _Progress:
+    outputs = await _start(server, text, parameters)
+    progress = _Progress()
+    try:
+        async for output in outputs:
+            progress.add(output)
+    except EngineStepFailed as exc:
+        raise errors.internal(str(exc)) from exc
+    return progress
 
 
 async def _generate_all(
@@ -271,7 +321,8 @@ async def _generate_all(
         for task in tasks:
             task.cancel()  # a bad prompt aborts its siblings
         raise
-    return [{"name": "text_output", "datatype": "BYTES", "shape": [len(texts)], "data": results}]
+    data = [result.text for result in results]
+    return [{"name": "text_output", "datatype": "BYTES", "shape": [len(texts)], "data": data}]
 
 
 async def _embed(service: EmbeddingService, texts: list[str]) -> list[Json]:
@@ -281,7 +332,20 @@ async def _embed(service: EmbeddingService, texts: list[str]) -> list[Json]:
     return [{"name": "embedding", "datatype": "FP32", "shape": shape, "data": data}]
 
 
-async def _events(name: str, pieces: AsyncIterator[str]) -> AsyncIterator[str]:
-    async for piece in pieces:
-        event = {"model_name": name, "model_version": VERSION, "text_output": piece}
-        yield responses.sse(event)
+def _event(name: str, text: str, finish: Json | None = None) -> Json:
+    return {"model_name": name, "model_version": VERSION, "text_output": text, **(finish or {})}
+
+
+async def _events(name: str, outputs: AsyncIterator[SequenceOutput]) -> AsyncIterator[str]:
+    """One event per output with new text; the last carries the finish information (also
+    when aborted at shutdown). An engine failure ends the stream with an error event."""
+    progress = _Progress()
+    try:
+        async for output in outputs:
+            progress.add(output)
+            if output.finish_reason is not None:
+                yield responses.sse(_event(name, output.text, progress.finish()))
+            elif output.text:
+                yield responses.sse(_event(name, output.text))
+    except EngineStepFailed as exc:
+        yield responses.sse({"error": str(exc)})

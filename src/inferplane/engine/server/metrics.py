@@ -2,13 +2,15 @@
 
 Engine state (running, waiting, KV usage, prefix-cache counters) is read from the engine
 thread's latest `EngineStats` at scrape time; request latencies and token counts are
-observed by the server as outputs stream by.
+observed by the server as outputs stream by. An embedding model has its own, smaller set
+(`EmbeddingMetrics`) under the same names.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -57,9 +59,7 @@ class _EngineCollector(Collector):
             ),
         ]
         for name, doc, value in values:
-            gauge = GaugeMetricFamily(name, doc, labels=["model_name"])
-            gauge.add_metric([self.model_name], value)
-            yield gauge
+            yield _gauge(name, doc, self.model_name, value)
         counters = [
             (
                 "vllm:prefix_cache_queries",
@@ -72,6 +72,12 @@ class _EngineCollector(Collector):
             counter = CounterMetricFamily(name, doc, labels=["model_name"])
             counter.add_metric([self.model_name], value)
             yield counter
+
+
+def _gauge(name: str, doc: str, model_name: str, value: float) -> GaugeMetricFamily:
+    gauge = GaugeMetricFamily(name, doc, labels=["model_name"])
+    gauge.add_metric([model_name], value)
+    return gauge
 
 
 @dataclass
@@ -94,6 +100,8 @@ class RequestTimer:
                     self.metrics.tpot.observe(gap)
             self.last = now
             self.metrics.generation_tokens.inc(len(output.token_ids))
+        if output.finish_reason is not None:
+            self.metrics.request_success.inc(output.finish_reason)
 
     def finish(self, prompt_tokens: int) -> None:
         self.metrics.e2e.observe(self.metrics.clock() - self.started)
@@ -119,6 +127,9 @@ class Metrics:
         self.e2e = _histogram(self.registry, "vllm:e2e_request_latency_seconds", E2E_BUCKETS, label)
         self.prompt_tokens = _counter(self.registry, "vllm:prompt_tokens", label)
         self.generation_tokens = _counter(self.registry, "vllm:generation_tokens", label)
+        self.request_success = FinishedCounter.create(
+            self.registry, model_name, ("stop", "length", "abort")
+        )
 
     def _cache_info(self, engine: AsyncEngine) -> None:
         config = engine.engine.config
@@ -150,3 +161,72 @@ def _histogram(
 def _counter(registry: CollectorRegistry, name: str, labels: dict[str, str]) -> Counter:
     doc = name.removeprefix("vllm:").replace("_", " ") + ", total."
     return Counter(name, doc, list(labels), registry=registry).labels(**labels)
+
+
+@dataclass(frozen=True)
+class FinishedCounter:
+    """`vllm:request_success_total{model_name, finished_reason}`: finished requests (for a
+    generative model, finished sequences), by finish reason."""
+
+    counter: Counter
+    model_name: str
+
+    @classmethod
+    def create(
+        cls, registry: CollectorRegistry, model_name: str, reasons: tuple[str, ...]
+    ) -> FinishedCounter:
+        """The counter, its series for each of `reasons` shown at 0 from the start (as vLLM
+        does), so a rate over them works before the first request."""
+        doc = "Finished requests, by finish reason."
+        labels = ["model_name", "finished_reason"]
+        counter = Counter("vllm:request_success", doc, labels, registry=registry)
+        for reason in reasons:
+            counter.labels(model_name=model_name, finished_reason=reason)
+        return cls(counter, model_name)
+
+    def inc(self, reason: str) -> None:
+        self.counter.labels(model_name=self.model_name, finished_reason=reason).inc()
+
+
+class Load(Protocol):
+    """Requests an embedding server holds: `num_running` in the batch, `num_waiting` for it."""
+
+    @property
+    def num_running(self) -> int: ...
+
+    @property
+    def num_waiting(self) -> int: ...
+
+
+class _LoadCollector(Collector):
+    def __init__(self, load: Load, model_name: str) -> None:
+        self.load = load
+        self.model_name = model_name
+
+    def collect(self) -> Iterator[Metric]:
+        running, waiting = self.load.num_running, self.load.num_waiting
+        yield _gauge(
+            "vllm:num_requests_running", "Requests in the running batch.", self.model_name, running
+        )
+        yield _gauge(
+            "vllm:num_requests_waiting", "Requests waiting to run.", self.model_name, waiting
+        )
+
+
+class EmbeddingMetrics:
+    """An embedding model's `/metrics`: running and waiting requests, prompt tokens, request
+    latency and finished requests, under vLLM's names. One registry per service."""
+
+    def __init__(self, load: Load, model_name: str) -> None:
+        self.registry = CollectorRegistry()
+        self.registry.register(_LoadCollector(load, model_name))
+        label = {"model_name": model_name}
+        self.e2e = _histogram(self.registry, "vllm:e2e_request_latency_seconds", E2E_BUCKETS, label)
+        self.prompt_tokens = _counter(self.registry, "vllm:prompt_tokens", label)
+        self.request_success = FinishedCounter.create(self.registry, model_name, ("stop",))
+
+    def observe(self, *, seconds: float, prompt_tokens: int) -> None:
+        """One request answered, in `seconds`, over `prompt_tokens` tokens."""
+        self.e2e.observe(seconds)
+        self.prompt_tokens.inc(prompt_tokens)
+        self.request_success.inc("stop")

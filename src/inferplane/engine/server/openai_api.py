@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -9,13 +11,14 @@ from dataclasses import dataclass, field
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from inferplane.engine.async_engine import AsyncEngine, EngineUnavailable
+from inferplane.engine.async_engine import AsyncEngine, EngineStepFailed, EngineUnavailable
 from inferplane.engine.llm import RequestError
 from inferplane.engine.outputs import SequenceOutput
 from inferplane.engine.sampling_params import SamplingParamError, SamplingParams
-from inferplane.engine.server import errors, responses
+from inferplane.engine.server import errors, merge, responses
 from inferplane.engine.server.metrics import Metrics, RequestTimer
 from inferplane.engine.server.protocol import ChatRequest, CompletionRequest, _Sampling
+from inferplane.engine.server.unsupported import FieldError
 from inferplane.engine.tokenizer import ChatTemplateError, Tokenizer
 
 Json = responses.Json
@@ -35,9 +38,9 @@ class Server:
 
     async def start(
         self, request_id: str, prompt_ids: list[int], params: SamplingParams, priority: int
-    ) -> AsyncIterator[SequenceOutput]:
+    ) -> Generation:
         """Admit the request and wait for its first output, so that a bad prompt is a 400
-        before any response header goes out; then the rest, timed into the metrics."""
+        before any response header goes out."""
         timer = self.metrics.timer()
         outputs = self.engine.generate(request_id, prompt_ids, params, priority=priority)
         try:
@@ -46,27 +49,68 @@ class Server:
             raise errors.APIError(str(exc), param=exc.param) from exc
         except EngineUnavailable as exc:
             raise errors.unavailable(str(exc)) from exc
-        return _timed(first, outputs, timer)
+        return Generation(first, outputs, timer)
+
+    async def start_all(
+        self, request_id: str, prompts: list[list[int]], params: SamplingParams, priority: int
+    ) -> AsyncIterator[SequenceOutput]:
+        """One engine request per prompt, admitted together; their outputs merged, each
+        `index` made `prompt_index * n + index` as OpenAI numbers the choices. One prompt
+        the engine refuses refuses the request and aborts the others."""
+        if len(prompts) == 1:
+            return (await self.start(request_id, prompts[0], params, priority)).outputs()
+        starts = [
+            self.start(f"{request_id}-{i}", ids, params, priority) for i, ids in enumerate(prompts)
+        ]
+        results = await asyncio.gather(*starts, return_exceptions=True)
+        started = [r for r in results if isinstance(r, Generation)]
+        for result in results:
+            if isinstance(result, BaseException):
+                for generation in started:
+                    await generation.aclose()
+                raise result
+        sources = [_reindexed(g.outputs(), i * params.n) for i, g in enumerate(started)]
+        return merge.merge(sources)
 
 
-async def _timed(
-    first: SequenceOutput, rest: AsyncGenerator[SequenceOutput], timer: RequestTimer
+@dataclass
+class Generation:
+    """One admitted engine request: its first output and the rest, timed into the metrics
+    as they are read."""
+
+    first: SequenceOutput
+    rest: AsyncGenerator[SequenceOutput]
+    timer: RequestTimer
+
+    async def outputs(self) -> AsyncIterator[SequenceOutput]:
+        try:
+            self.timer.observe(self.first)
+            yield self.first
+            async for output in self.rest:
+                self.timer.observe(output)
+                yield output
+            self.timer.finish(self.first.prompt_tokens)
+        finally:
+            await self.rest.aclose()
+
+    async def aclose(self) -> None:
+        """Abort the request when `outputs` will never be read."""
+        await self.rest.aclose()
+
+
+async def _reindexed(
+    outputs: AsyncIterator[SequenceOutput], offset: int
 ) -> AsyncIterator[SequenceOutput]:
-    prompt_tokens = first.prompt_tokens
-    try:
-        timer.observe(first)
-        yield first
-        async for output in rest:
-            timer.observe(output)
-            yield output
-        timer.finish(prompt_tokens)
-    finally:
-        await rest.aclose()
+    async for output in outputs:
+        yield dataclasses.replace(output, index=offset + output.index)
 
 
 def _params(body: _Sampling) -> SamplingParams:
     try:
+        body.check_supported()
         return body.sampling_params()
+    except FieldError as exc:
+        raise errors.APIError(str(exc), param=exc.param, code=exc.code) from exc
     except SamplingParamError as exc:
         raise errors.APIError(str(exc), param=exc.param) from exc
 
@@ -74,19 +118,21 @@ def _params(body: _Sampling) -> SamplingParams:
 def router(server: Server) -> APIRouter:
     api = APIRouter()
     tokenizer = server.engine.engine.tokenizer
+    vocab_size = server.engine.engine.model_config.vocab_size
 
     @api.post("/v1/completions")
     async def completions(request: Request) -> Response:
         body = await errors.read_body(request, CompletionRequest)
         server.check_model(body.model)
         params = _params(body)
-        ids = _completion_prompt(body, tokenizer.encode)
+        prompts = _prompt_ids(body, tokenizer.encode, vocab_size)
         envelope = responses.Envelope(f"cmpl-{uuid.uuid4().hex}", body.model, "text_completion")
-        outputs = await server.start(envelope.id, ids, params, body.priority)
+        outputs = await server.start_all(envelope.id, prompts, params, body.priority)
         if body.stream:
-            chunks = _stream_completion(server, envelope, outputs, body.include_usage)
+            chunks = _stream_completion(server, envelope, outputs, params.n, body.include_usage)
             return StreamingResponse(chunks, media_type="text/event-stream")
-        return JSONResponse(await _complete(server, envelope, outputs, params, chat=False))
+        choices = len(prompts) * params.n
+        return JSONResponse(await _complete(server, envelope, outputs, params, choices, chat=False))
 
     @api.post("/v1/chat/completions")
     async def chat(request: Request) -> Response:
@@ -99,28 +145,28 @@ def router(server: Server) -> APIRouter:
             raise errors.APIError(str(exc), param="messages") from exc
         ids = tokenizer.encode(text, add_special_tokens=False)
         envelope = responses.Envelope(f"chatcmpl-{uuid.uuid4().hex}", body.model, "chat.completion")
-        outputs = await server.start(envelope.id, ids, params, body.priority)
+        outputs = (await server.start(envelope.id, ids, params, body.priority)).outputs()
         if body.stream:
             chunks = _stream_chat(server, envelope, outputs, params.n, body.include_usage)
             return StreamingResponse(chunks, media_type="text/event-stream")
-        return JSONResponse(await _complete(server, envelope, outputs, params, chat=True))
+        return JSONResponse(await _complete(server, envelope, outputs, params, params.n, chat=True))
 
     return api
 
 
-def _completion_prompt(body: CompletionRequest, encode: Callable[[str], list[int]]) -> list[int]:
-    prompt = body.prompt
-    if isinstance(prompt, list) and prompt and isinstance(prompt[0], str):
-        if len(prompt) != 1:
-            raise errors.APIError("only one prompt per request is supported", param="prompt")
-        prompt = prompt[0]
-    if isinstance(prompt, str):
-        if not prompt:
-            raise errors.APIError("the prompt is empty", param="prompt")
-        return encode(prompt)
-    if not prompt:
-        raise errors.APIError("the prompt is empty", param="prompt")
-    return [int(t) for t in prompt]
+def _prompt_ids(
+    body: CompletionRequest, encode: Callable[[str], list[int]], vocab_size: int
+) -> list[list[int]]:
+    """Each prompt as token ids; token ids outside the vocabulary are a 400 here, since the
+    model would fail on them mid-step, and with it every request in the batch."""
+    try:
+        prompts = body.prompts()
+    except FieldError as exc:
+        raise errors.APIError(str(exc), param=exc.param) from exc
+    ids = [encode(p) if isinstance(p, str) else p for p in prompts]
+    if any(not 0 <= t < vocab_size for prompt in ids for t in prompt):
+        raise errors.APIError(f"prompt: token ids must be in [0, {vocab_size})", param="prompt")
+    return ids
 
 
 async def _complete(
@@ -128,21 +174,24 @@ async def _complete(
     envelope: responses.Envelope,
     outputs: AsyncIterator[SequenceOutput],
     params: SamplingParams,
+    num_choices: int,
     *,
     chat: bool,
 ) -> Json:
-    choices = [responses.Choice() for _ in range(params.n)]
-    prompt_tokens = 0
-    async for output in outputs:
-        prompt_tokens = output.prompt_tokens or prompt_tokens
-        choices[output.index].add(output)
+    choices = [responses.Choice() for _ in range(num_choices)]
+    tally = _Tally(params.n)
+    try:
+        async for output in outputs:
+            tally.add(output)
+            choices[output.index].add(output)
+    except EngineStepFailed as exc:
+        raise errors.internal(str(exc)) from exc
     build = _chat_choice if chat else _completion_choice
     tokenizer = server.engine.engine.tokenizer
     body = [build(tokenizer, i, c, params.logprobs) for i, c in enumerate(choices)]
-    completion_tokens = sum(c.completion_tokens for c in choices)
     obj = "chat.completion" if chat else "text_completion"
     envelope = responses.Envelope(envelope.id, envelope.model, obj, envelope.created)
-    return envelope.body(body, usage=responses.usage(prompt_tokens, completion_tokens))
+    return envelope.body(body, usage=tally.usage())
 
 
 def _completion_choice(
@@ -173,14 +222,14 @@ async def _stream_completion(
     server: Server,
     envelope: responses.Envelope,
     outputs: AsyncIterator[SequenceOutput],
+    n: int,
     include_usage: bool,
 ) -> AsyncIterator[str]:
     tokenizer = server.engine.engine.tokenizer
     extra: Json = {"usage": None} if include_usage else {}
-    tally = _Tally()
+    tally = _Tally(n)
     offsets: dict[int, int] = {}
-    async for output in outputs:
-        tally.add(output)
+    async for output in _until_failure(outputs, tally):
         if not (output.text or output.finish_reason or output.token_ids):
             continue
         logprobs = None
@@ -197,9 +246,8 @@ async def _stream_completion(
             "finish_reason": output.finish_reason,
         }
         yield responses.sse(envelope.body([choice], **extra))
-    if include_usage:
-        yield responses.sse(envelope.body([], usage=tally.usage()))
-    yield responses.DONE
+    async for tail in _stream_end(envelope, tally, include_usage):
+        yield tail
 
 
 async def _stream_chat(
@@ -217,9 +265,8 @@ async def _stream_chat(
         yield responses.sse(
             envelope.body([{**role, "logprobs": None, "finish_reason": None}], **extra)
         )
-    tally = _Tally()
-    async for output in outputs:
-        tally.add(output)
+    tally = _Tally(n)
+    async for output in _until_failure(outputs, tally):
         if not (output.text or output.finish_reason):
             continue
         logprobs = None
@@ -233,22 +280,49 @@ async def _stream_chat(
             "finish_reason": output.finish_reason,
         }
         yield responses.sse(envelope.body([choice], **extra))
-    if include_usage:
+    async for tail in _stream_end(envelope, tally, include_usage):
+        yield tail
+
+
+async def _until_failure(
+    outputs: AsyncIterator[SequenceOutput], tally: _Tally
+) -> AsyncIterator[SequenceOutput]:
+    """The outputs, tallied; an engine failure ends them and is kept in the tally, so the
+    stream can say so in an error event instead of breaking off."""
+    try:
+        async for output in outputs:
+            tally.add(output)
+            yield output
+    except EngineStepFailed as exc:
+        tally.failure = errors.internal(str(exc))
+
+
+async def _stream_end(
+    envelope: responses.Envelope, tally: _Tally, include_usage: bool
+) -> AsyncIterator[str]:
+    """vLLM's end of a stream: an error event if the engine failed, the usage chunk if asked
+    for, then `[DONE]`."""
+    if tally.failure is not None:
+        yield responses.sse(tally.failure.body())
+    elif include_usage:
         yield responses.sse(envelope.body([], usage=tally.usage()))
     yield responses.DONE
 
 
 @dataclass
 class _Tally:
-    """Token counts of a streamed request, for its usage chunk."""
+    """Token counts of a request's choices: one prompt per `n` choices (index // n)."""
 
-    prompt_tokens: int = 0
+    n: int
+    prompt: dict[int, int] = field(default_factory=dict)
     completion: dict[int, int] = field(default_factory=dict)
+    failure: errors.APIError | None = None
 
     def add(self, output: SequenceOutput) -> None:
-        self.prompt_tokens = output.prompt_tokens or self.prompt_tokens
+        if output.prompt_tokens:
+            self.prompt[output.index // self.n] = output.prompt_tokens
         seen = self.completion.get(output.index, 0)
         self.completion[output.index] = max(seen, output.completion_tokens)
 
     def usage(self) -> Json:
-        return responses.usage(self.prompt_tokens, sum(self.completion.values()))
+        return responses.usage(sum(self.prompt.values()), sum(self.completion.values()))

@@ -1,27 +1,38 @@
 """OpenAI's request bodies as pydantic models, and their mapping to SamplingParams.
 
 Pydantic checks types only; ranges are SamplingParams' job, so one place says what a valid
-`top_p` is and every error names the parameter as OpenAI spells it.
+`top_p` is and every error names the parameter as OpenAI spells it. Fields a model does not
+declare are kept (`extra="allow"`) so that `check_supported` can refuse the ones the engine
+does not implement instead of dropping them (see `unsupported`).
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from collections.abc import Mapping
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from inferplane.engine.sampling_params import SamplingParams
+from inferplane.engine.server import unsupported
+from inferplane.engine.server.unsupported import FieldError
 
 
 class StreamOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     include_usage: bool = False
     """Send a last chunk with `usage` and no choices before `[DONE]`."""
+    include_obfuscation: bool = False
+    """Accepted and ignored: the engine pads no chunk (padding hides lengths from an
+    eavesdropper on OpenAI's side; it changes no token)."""
 
 
 class _Sampling(BaseModel):
     """The fields completions and chat share (OpenAI's, plus vLLM's extras)."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="allow")
+    UNSUPPORTED: ClassVar[Mapping[str, unsupported.Unsupported]] = {}
 
     model: str
     n: int = 1
@@ -43,9 +54,17 @@ class _Sampling(BaseModel):
     priority: int = 0
     """vLLM extra: lower runs first among waiting requests."""
     user: str | None = None
+    """Accepted and ignored (OpenAI uses it to watch for abuse)."""
 
     def sampling_params(self) -> SamplingParams:
         raise NotImplementedError
+
+    def check_supported(self) -> None:
+        """FieldError for a field the engine does not implement, or a combination OpenAI
+        refuses."""
+        unsupported.check(self.model_extra or {}, self.UNSUPPORTED, n=self.n)
+        if self.stream_options is not None and not self.stream:
+            raise FieldError("stream_options", "stream_options: only allowed when stream is true")
 
     @property
     def include_usage(self) -> bool:
@@ -80,8 +99,10 @@ class _Sampling(BaseModel):
 class CompletionRequest(_Sampling):
     """`POST /v1/completions`."""
 
-    prompt: str | list[int] | list[str]
-    """Text, token ids, or a one-element list of text."""
+    UNSUPPORTED = unsupported.COMPLETION
+
+    prompt: str | list[int] | list[str] | list[list[int]]
+    """Text, token ids, or a list of either: one generation (times `n`) per prompt."""
     max_tokens: int | None = 16
     """OpenAI's default for completions is 16; null means up to the context."""
     logprobs: int | None = None
@@ -93,28 +114,66 @@ class CompletionRequest(_Sampling):
             max_tokens=self.max_tokens, logprobs=count is not None, top_logprobs=count or 0
         )
 
+    def prompts(self) -> list[str | list[int]]:
+        """Each prompt, text or token ids; FieldError for an empty list or an empty prompt."""
+        items = _prompt_items(self.prompt)
+        if not items:
+            raise FieldError("prompt", "prompt: the prompt is empty")
+        for index, item in enumerate(items):
+            if not item:
+                where = "prompt" if len(items) == 1 else f"prompt {index}"
+                raise FieldError("prompt", f"prompt: {where} is empty")
+        return items
+
+
+def _prompt_items(prompt: str | list[int] | list[str] | list[list[int]]) -> list[str | list[int]]:
+    if isinstance(prompt, str):
+        return [prompt]
+    ids = [item for item in prompt if isinstance(item, int)]
+    if ids:
+        return [ids]  # one token-id list
+    return [item for item in prompt if not isinstance(item, int)]
+
 
 class ContentPart(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     type: str
+    """Only `text` is served; an image or audio part is refused by ChatRequest."""
     text: str = ""
 
 
 class ChatMessage(BaseModel):
+    """One message; `name`, `tool_call_id` and `refusal` are accepted and ignored (the chat
+    template decides what of a message the model sees)."""
+
     model_config = ConfigDict(extra="ignore")
 
     role: Literal["system", "developer", "user", "assistant", "tool"]
     content: str | list[ContentPart] | None = None
+    tool_calls: list[Any] | None = None
+    """Refused unless empty: the engine does no tool calling, so it cannot render them."""
 
     def text(self) -> str:
         if isinstance(self.content, list):
             return "".join(part.text for part in self.content if part.type == "text")
         return self.content or ""
 
+    def check_supported(self, index: int) -> None:
+        if self.tool_calls:
+            param = f"messages.{index}.tool_calls"
+            raise FieldError(param, f"{param}: tool calling is not supported by this engine")
+        for position, part in enumerate(self.content or []):
+            if isinstance(part, ContentPart) and part.type != "text":
+                param = f"messages.{index}.content.{position}.type"
+                message = f"{param}: only text content is supported, not {part.type!r}"
+                raise FieldError(param, message)
+
 
 class ChatRequest(_Sampling):
     """`POST /v1/chat/completions`."""
+
+    UNSUPPORTED = unsupported.CHAT
 
     messages: list[ChatMessage] = Field(min_length=1)
     max_tokens: int | None = None
@@ -130,6 +189,11 @@ class ChatRequest(_Sampling):
             logprobs=self.logprobs,
             top_logprobs=self.top_logprobs or 0,
         )
+
+    def check_supported(self) -> None:
+        super().check_supported()
+        for index, message in enumerate(self.messages):
+            message.check_supported(index)
 
     def template_messages(self) -> list[dict[str, Any]]:
         return [{"role": m.role, "content": m.text()} for m in self.messages]
