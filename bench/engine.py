@@ -184,19 +184,66 @@ def engine_for(model: Path, *, caching: bool = True, chunked: bool = True) -> LL
 
 
 def shared_prefix_workload(n: int, vocab: int, seed: int) -> list[Request]:
-    """Every prompt is a 96-token shared prefix plus 32 tokens of its own (75 % shared)."""
+    """Every prompt is a 384-token shared prefix (a long system prompt, say) plus 96 tokens
+    of its own: 80 % shared."""
     rng = random.Random(seed)
-    prefix = [rng.randrange(3, vocab) for _ in range(96)]
-    return [Request([*prefix, *(rng.randrange(3, vocab) for _ in range(32))], 16) for _ in range(n)]
+    prefix = [rng.randrange(3, vocab) for _ in range(384)]
+    return [Request([*prefix, *(rng.randrange(3, vocab) for _ in range(96))], 16) for _ in range(n)]
 
 
-def prefix_caching(model: Path, vocab: int, n: int) -> None:
-    """TTFT on a shared-prefix workload, and throughput at a 0 % hit rate, caching on vs off."""
-    print("\nprefix caching, C=8:")
-    for label, requests in (
-        ("75 % shared prefix", shared_prefix_workload(n, vocab, 1)),
-        ("0 % hit rate", workload(n, vocab, 2)),
-    ):
+def random_prompts(n: int, vocab: int, seed: int) -> list[Request]:
+    """The same lengths as the shared-prefix workload with nothing shared: a 0 % hit rate."""
+    rng = random.Random(seed)
+    return [Request([rng.randrange(3, vocab) for _ in range(480)], 16) for _ in range(n)]
+
+
+def run_open_loop(engine: LLMEngine, requests: list[Request], rate: float) -> list[Timing]:
+    """Requests arrive on their own (Poisson, ``rate`` a second, seeded), whether or not
+    earlier ones are done: the way TTFT is measured without clients pacing each other."""
+    rng = random.Random(7)
+    start = time.perf_counter()
+    arrivals, at = [], start
+    for _ in requests:
+        at += rng.expovariate(rate)
+        arrivals.append(at)
+    timings: dict[str, Timing] = {}
+    submitted = 0
+    while submitted < len(requests) or engine.has_unfinished():
+        now = time.perf_counter()
+        while submitted < len(requests) and arrivals[submitted] <= now:
+            request = requests[submitted]
+            params = SamplingParams(temperature=0.0, max_tokens=request.max_tokens, ignore_eos=True)
+            engine.add_request(f"r{submitted}", request.prompt, params)
+            timings[f"r{submitted}"] = Timing(arrivals[submitted])
+            submitted += 1
+        if not engine.has_unfinished():
+            time.sleep(max(0.0, arrivals[submitted] - time.perf_counter()))
+            continue
+        for output in engine.step():
+            timing = timings[output.request_id]
+            timing.first = timing.first or time.perf_counter()
+            timing.tokens.extend(output.token_ids)
+            timing.done = time.perf_counter() if output.finished else 0.0
+    return [timings[f"r{i}"] for i in range(len(requests))]
+
+
+def prefix_caching(model: Path, vocab: int, n: int, rate: float) -> None:
+    """Caching on vs off, 480-token prompts and 16 output tokens: TTFT on an 80 %-shared
+    workload arriving at ``rate`` a second, and throughput of 8 closed-loop clients on it
+    and on prompts that share nothing (a 0 % hit rate: the cost of hashing and the LRU)."""
+    shared, unshared = shared_prefix_workload(n, vocab, 1), random_prompts(n, vocab, 2)
+    print("\nprefix caching (480-token prompts, 16 output tokens):")
+    ttft = {
+        c: summary(run_open_loop(engine_for(model, caching=c), shared, rate), 1.0)
+        for c in (False, True)
+    }
+    off, on = ttft[False], ttft[True]
+    print(
+        f"  80 % shared, {rate:g} req/s   TTFT p50 off {off['ttft50']:6.1f} ms  on "
+        f"{on['ttft50']:6.1f} ms ({off['ttft50'] / on['ttft50']:.2f}x)   p99 off "
+        f"{off['ttft99']:6.1f}  on {on['ttft99']:6.1f} ({off['ttft99'] / on['ttft99']:.2f}x)"
+    )
+    for label, requests in (("80 % shared, C=8", shared), ("0 % hit rate, C=8", unshared)):
         rows = {}
         for caching in (False, True):
             start = time.perf_counter()
@@ -204,9 +251,9 @@ def prefix_caching(model: Path, vocab: int, n: int) -> None:
             rows[caching] = summary(timings, time.perf_counter() - start)
         off, on = rows[False], rows[True]
         print(
-            f"  {label:<20} TTFT p50 off {off['ttft50']:7.1f} ms  on {on['ttft50']:7.1f} ms "
-            f"({off['ttft50'] / on['ttft50']:.2f}x)   tok/s off {off['tok/s']:7.1f}  on "
-            f"{on['tok/s']:7.1f} ({on['tok/s'] / off['tok/s']:.3f}x)"
+            f"  {label:<20} tok/s off {off['tok/s']:7.1f}  on {on['tok/s']:7.1f} "
+            f"({on['tok/s'] / off['tok/s']:.3f}x)   TTFT p50 off {off['ttft50']:6.1f} ms  on "
+            f"{on['ttft50']:6.1f} ms"
         )
 
 
@@ -215,6 +262,9 @@ def main() -> None:
     parser.add_argument("--model", type=Path, help="model folder (default: random 4x256 Llama)")
     parser.add_argument("--requests", type=int, default=32)
     parser.add_argument("--concurrency", default="1,8,32")
+    parser.add_argument(
+        "--rate", type=float, default=4.0, help="arrivals a second for the prefix-caching TTFT"
+    )
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch default)")
     args = parser.parse_args()
     if args.threads:
@@ -267,7 +317,7 @@ def main() -> None:
         )
         if outputs != reference:
             sys.exit(1)
-    prefix_caching(model_path, naive.config.vocab_size, args.requests)
+    prefix_caching(model_path, naive.config.vocab_size, args.requests, args.rate)
 
 
 if __name__ == "__main__":

@@ -89,7 +89,8 @@ class Supervisor:
 
 
 def _exit_code(returncode: int | None) -> int:
-    """A child that ended on the SIGTERM/SIGINT we sent stopped cleanly (uvicorn re-raises it)."""
+    """A child that ended on the SIGTERM/SIGINT we sent stopped cleanly: the control plane
+    exits of the signal once shut down (uvicorn raises it again), the engine exits 0."""
     if returncode in (None, 0, -signal.SIGTERM, -signal.SIGINT):
         return 0
     return abs(returncode)
