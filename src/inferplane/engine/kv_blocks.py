@@ -157,13 +157,8 @@ class BlockManager:
         changing nothing, when the pool cannot supply the blocks.
         """
         state = self._seqs.get(seq.seq_id)
-        if state is not None and state.table:
-            end = seq.num_computed_tokens + num_new_tokens
-            if end <= len(state.table) * self.block_size:  # decode fast path
-                if self.enable_prefix_caching and end // self.block_size > state.num_registered:
-                    self._register(seq, state, end // self.block_size)
-                return True
-            prefix = NO_PREFIX  # a prefix only counts on the first allocation
+        if state is not None and state.table:  # growing: a prefix only counts at first
+            return self._grow(seq, state, seq.num_computed_tokens + num_new_tokens)
         if self._blocks_short(seq, num_new_tokens, prefix) > 0:
             return False
         if state is None:
@@ -175,6 +170,18 @@ class BlockManager:
             state.table.append(self._fresh_block())
         if self.enable_prefix_caching:
             self._register(seq, state, total // self.block_size)
+        return True
+
+    def _grow(self, seq: seqmod.Sequence, state: _SeqBlocks, end: int) -> bool:
+        """The running sequence's path, taken hundreds of times a step: no prefix to weigh."""
+        need = cdiv(end, self.block_size) - len(state.table)
+        if need > 0:
+            if need > len(self._free) + len(self._lru):
+                return False
+            for _ in range(need):
+                state.table.append(self._fresh_block())
+        if self.enable_prefix_caching and end // self.block_size > state.num_registered:
+            self._register(seq, state, end // self.block_size)
         return True
 
     def _blocks_short(self, seq: seqmod.Sequence, num_new_tokens: int, prefix: CachedPrefix) -> int:
