@@ -109,3 +109,25 @@ def test_nothing_half_written_and_the_server_keeps_serving(control: ControlProce
         after = http.get(path("deployments", "bad", "good")).json()
         assert after["spec"]["replicas"] == 1
         assert http.get("/readyz").status_code == 200
+
+
+def test_a_device_selector_that_does_not_compile_is_named_with_the_cel_error(
+    control: ControlProcess,
+) -> None:
+    good = 'device.attributes["gpu.nvidia.com"].productName == "H100"'
+    devices = [{"name": "gpu", "count": 1, "selectors": ['device.attributes["gpu.nvidia.com"] ==']}]
+    devices.append({"name": "draft", "selectors": [good, "nvml(device)"]})
+    body = deployment("chat", "bad", resources={"devices": devices})
+    with control.http() as http:
+        response = http.post(path("deployments", "bad"), json=body)
+        assert http.get(path("deployments", "bad", "chat")).status_code == 404
+    assert response.status_code == 422
+    assert causes(response) == [
+        "spec.resources.devices[0].selectors[0]",
+        "spec.resources.devices[1].selectors[1]",
+    ]
+    messages = [c["message"] for c in response.json()["details"]["causes"]]
+    assert messages == [
+        "invalid CEL: syntax error at column 37: unexpected end of expression",
+        "invalid CEL: undeclared reference to function nvml()",
+    ]

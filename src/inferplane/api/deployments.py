@@ -27,9 +27,10 @@ class DeviceRequest(meta.Model):
     count: int = Field(1, ge=1)
     """How many matching devices each node of a replica needs."""
     selectors: list[str] = Field(default_factory=list)
-    """CEL expressions over a device's attributes and capacity, all of which must hold, e.g.
-    device.attributes["gpu.nvidia.com/productName"] == "H100" or
-    device.capacity["memory"].compareTo(quantity("80Gi")) >= 0."""
+    """CEL expressions over a device, written as Kubernetes DRA writes them; all must hold, e.g.
+    device.attributes["gpu.nvidia.com"].productName == "H100" or
+    device.capacity["gpu.nvidia.com"].memory.compareTo(quantity("80Gi")) >= 0. Admission
+    refuses one that does not compile."""
 
 
 class ResourcesSpec(meta.Model):

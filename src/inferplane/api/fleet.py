@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
-from pydantic import Field, model_validator
+from pydantic import AfterValidator, Field, model_validator
 
 from inferplane.api import errors, meta, models, selectors, values
 
@@ -61,17 +62,68 @@ class Cluster(meta.Resource[ClusterSpec, ClusterStatus]):
 # --- Pool ----------------------------------------------------------------------------------
 
 
+_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_C_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def check_driver(value: str) -> str:
+    """A DRA driver name: a DNS subdomain such as gpu.nvidia.com, or '' for none."""
+    if value and (len(value) > 253 or not _DNS_SUBDOMAIN.match(value)):
+        raise ValueError(f"{value!r} is not a DNS subdomain such as gpu.nvidia.com")
+    return value
+
+
 class DeviceGroup(meta.Model):
-    """Identical devices on each node of a pool, described as Kubernetes DRA describes them."""
+    """Identical devices on each node of a pool, described as Kubernetes DRA describes them.
+
+    Attribute and capacity names are DRA's: `domain/name` (gpu.nvidia.com/productName), or a
+    bare `name` that belongs to the group's driver, as in a DRA ResourceSlice. Device
+    selectors see them as `device.attributes["gpu.nvidia.com"].productName` and
+    `device.capacity["gpu.nvidia.com"].memory`.
+    """
 
     name: meta.DnsLabel = "gpu"
-    """Name of the group within the pool, e.g. gpu; allocations refer to it."""
+    """Name of the group within the pool, e.g. gpu or mig-1g10gb; allocations refer to it."""
     count: int = Field(1, ge=1)
-    """How many such devices each node has."""
+    """How many such devices each node has (for a MIG profile: slices per node)."""
+    driver: Annotated[str, AfterValidator(check_driver)] = ""
+    """The DRA driver that owns the devices, e.g. gpu.nvidia.com: attribute and capacity names
+    without a domain belong to it, and selectors read it as device.driver. '' for none, in
+    which case every name must carry its domain."""
     attributes: dict[str, values.Scalar] = Field(default_factory=dict)
-    """Facts selectors test, keyed like DRA, e.g. gpu.nvidia.com/productName: H100."""
+    """Facts selectors test, keyed like DRA: gpu.nvidia.com/productName: H100, or productName:
+    H100 with driver gpu.nvidia.com."""
     capacity: dict[str, values.Quantity] = Field(default_factory=dict)
-    """Amounts per device, e.g. memory: 80Gi; selectors compare them as quantities."""
+    """Amounts per device, keyed like attributes, e.g. gpu.nvidia.com/memory: 80Gi; selectors
+    compare them as quantities."""
+
+    @model_validator(mode="after")
+    def _qualified_names(self) -> DeviceGroup:
+        for field_name in ("attributes", "capacity"):
+            for key in getattr(self, field_name):
+                if (problem := self._name_problem(key)) is not None:
+                    raise errors.field_error(field_name, key, message=problem)
+        return self
+
+    def _name_problem(self, key: str) -> str | None:
+        domain, _, name = key.rpartition("/")
+        if not _C_IDENTIFIER.match(name) or len(name) > 32:
+            return f"{name!r} must be a C identifier of at most 32 characters, as DRA requires"
+        if domain and not _DNS_SUBDOMAIN.match(domain):
+            return f"{domain!r} is not a DNS subdomain such as gpu.nvidia.com"
+        if not domain and not self.driver:
+            return f"{key!r} names no domain: write e.g. gpu.nvidia.com/{key}, or set driver"
+        return None
+
+    def qualified(self, key: str) -> tuple[str, str]:
+        """The (domain, name) an attribute or capacity key stands for in DRA's shape."""
+        return qualify(self.driver, key)
+
+
+def qualify(driver: str, key: str) -> tuple[str, str]:
+    """DRA's rule: `domain/name` is in that domain, a bare `name` in the driver's."""
+    domain, _, name = key.rpartition("/")
+    return (domain or driver), name
 
 
 class PoolSpec(meta.Model):
@@ -112,6 +164,12 @@ class NodeAllocation(meta.Model):
     """Allocated device indexes per device group name, e.g. gpu: [0, 1]."""
     replicas: list[str] = Field(default_factory=list)
     """Replicas placed on the node, as namespace/name."""
+    cpu: values.Quantity = "0"
+    """CPU given to the replicas on the node, summed from their requests; the pool's cpu is
+    the most it may reach."""
+    memory: values.Quantity = "0"
+    """Memory given to the replicas on the node, summed from their requests; the pool's memory
+    is the most it may reach."""
 
 
 class PoolStatus(meta.Status):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import re
+from fractions import Fraction
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, Field, PlainValidator, WithJsonSchema
@@ -19,6 +20,8 @@ _QUANTITY = re.compile(
 _BINARY = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
 _DECIMAL = {"n": 1e-9, "u": 1e-6, "m": 1e-3, "": 1.0, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12}
 _DECIMAL |= {"P": 1e15, "E": 1e18}
+_EXACT_DECIMAL = {"n": -9, "u": -6, "m": -3, "": 0, "k": 3, "M": 6, "G": 9, "T": 12, "P": 15}
+_EXACT_DECIMAL |= {"E": 18}
 _URI = re.compile(r"^(?P<scheme>[a-z][a-z0-9+.-]*)://(?P<rest>\S+)$")
 _HTTP_URL = re.compile(r"^https?://[^\s/?#]+(/\S*)?$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -40,6 +43,21 @@ def parse_quantity(text: str) -> float:
     if suffix in _DECIMAL:
         return number * _DECIMAL[suffix]
     return number * 10 ** int(suffix[1:])
+
+
+def parse_quantity_exact(text: str) -> Fraction:
+    """The exact number a quantity stands for, for comparisons that must not round:
+    '80Gi' -> Fraction(85899345920), '100m' -> Fraction(1, 10)."""
+    match = _QUANTITY.match(text.strip())
+    if match is None:
+        raise ValueError(f"{text!r} is not a quantity (e.g. 4, 500m, 16Gi, 1e9)")
+    number = Fraction(match["number"])
+    suffix = match["suffix"] or ""
+    if suffix in _BINARY:
+        return number * _BINARY[suffix]
+    if suffix in _EXACT_DECIMAL:
+        return number * Fraction(10) ** _EXACT_DECIMAL[suffix]
+    return number * Fraction(10) ** int(suffix[1:])
 
 
 def check_quantity(text: str) -> str:

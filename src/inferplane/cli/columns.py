@@ -84,7 +84,10 @@ def _devices(obj: Object, now: datetime) -> str:
 
 
 def _device_group(group: Object) -> str:
-    model = (group.get("attributes") or {}).get("model") or group.get("name", "gpu")
+    """``8xH100``: the model attribute, DRA's productName (any domain), else the group name."""
+    attributes = group.get("attributes") or {}
+    named = [v for k, v in attributes.items() if k.rpartition("/")[2] in ("model", "productName")]
+    model = attributes.get("model") or (named[0] if named else group.get("name", "gpu"))
     return f"{group.get('count', 1)}x{model}"
 
 

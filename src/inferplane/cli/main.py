@@ -15,6 +15,7 @@ from inferplane.cli import (
     meta,
     model,
     resources,
+    schedule,
     serve,
     session,
 )
@@ -57,6 +58,7 @@ def root(
 apply.register(app)
 resources.register(app)
 describe.register(app)
+schedule.register(app)
 events.register(app)
 meta.register(app)
 contexts.register(app)

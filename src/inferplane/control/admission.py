@@ -14,6 +14,7 @@ from inferplane.api import errors as api_errors
 from inferplane.api import meta, validation
 from inferplane.api.registry import KindInfo
 from inferplane.control import auth, errors
+from inferplane.policy import devices
 
 SERVER_FIELDS = ("uid", "resourceVersion", "generation", "creationTimestamp", "deletionTimestamp")
 
@@ -33,6 +34,25 @@ def _apikey_token(obj: dict[str, Any]) -> dict[str, Any]:
 
 
 MUTATORS: dict[str, Mutator] = {"ApiKey": _apikey_token}
+
+# A check sees the parsed, defaulted object and names what the schema alone cannot judge.
+Check = Callable[[meta.Resource[Any, Any]], list[errors.Cause]]
+
+
+def _device_selectors(obj: meta.Resource[Any, Any]) -> list[errors.Cause]:
+    """Every CEL device selector must compile, so a typo is a 422 now, not a replica that
+    never schedules later."""
+    found = []
+    for i, request in enumerate(obj.spec.resources.devices):
+        for j, text in enumerate(request.selectors):
+            problem = devices.check(text)
+            if problem is not None:
+                path = f"spec.resources.devices[{i}].selectors[{j}]"
+                found.append(errors.Cause(path, f"invalid CEL: {problem}"))
+    return found
+
+
+CHECKS: dict[str, Check] = {"Deployment": _device_selectors}
 
 
 def prepare_create(
@@ -78,6 +98,9 @@ def validate(info: KindInfo, obj: dict[str, Any]) -> dict[str, Any]:
     except api_errors.ValidationFailure as exc:
         causes = [errors.Cause(c.field, c.message, c.reason) for c in exc.causes]
         raise errors.invalid(info.kind, name, causes) from exc
+    problems = CHECKS[info.kind](parsed) if info.kind in CHECKS else []
+    if problems:
+        raise errors.invalid(info.kind, name, problems)
     result = parsed.to_dict()
     result["metadata"].update(server_meta)
     return result

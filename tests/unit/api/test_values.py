@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 import pytest
 
 from inferplane.api import values
@@ -52,3 +54,19 @@ def test_bad_scalar(value: object) -> None:
 
 def test_scalars_keep_their_type() -> None:
     assert [values.check_scalar(v) for v in ("x", 1, 1.5, True)] == ["x", 1, 1.5, True]
+
+
+@pytest.mark.parametrize(
+    ("text", "exact"),
+    [
+        ("80Gi", Fraction(80 * 2**30)),
+        ("100m", Fraction(1, 10)),
+        ("1.5k", Fraction(1500)),
+        ("1E-2", Fraction(1, 100)),
+        ("100000000000000001", Fraction(10**17 + 1)),
+    ],
+)
+def test_parse_quantity_exact_does_not_round(text: str, exact: Fraction) -> None:
+    assert values.parse_quantity_exact(text) == exact
+    with pytest.raises(ValueError, match="is not a quantity"):
+        values.parse_quantity_exact(text + "x")
