@@ -227,22 +227,32 @@ def run_open_loop(engine: LLMEngine, requests: list[Request], rate: float) -> li
     return [timings[f"r{i}"] for i in range(len(requests))]
 
 
-def prefix_caching(model: Path, vocab: int, n: int, rate: float) -> None:
+def prefix_caching(model: Path, vocab: int, n: int, rates: list[float]) -> None:
     """Caching on vs off, 480-token prompts and 16 output tokens: TTFT on an 80 %-shared
-    workload arriving at ``rate`` a second, and throughput of 8 closed-loop clients on it
-    and on prompts that share nothing (a 0 % hit rate: the cost of hashing and the LRU)."""
+    workload arriving at each of ``rates`` a second (24 requests), and throughput of 8
+    closed-loop clients on it and on prompts that share nothing (a 0 % hit rate: the cost
+    of hashing and the LRU)."""
     shared, unshared = shared_prefix_workload(n, vocab, 1), random_prompts(n, vocab, 2)
     print("\nprefix caching (480-token prompts, 16 output tokens):")
-    ttft = {
-        c: summary(run_open_loop(engine_for(model, caching=c), shared, rate), 1.0)
-        for c in (False, True)
+    arriving = shared_prefix_workload(24, vocab, 3)
+    alone = {
+        c: summary(run_ours(engine_for(model, caching=c), arriving, 1), 1.0) for c in (False, True)
     }
-    off, on = ttft[False], ttft[True]
     print(
-        f"  80 % shared, {rate:g} req/s   TTFT p50 off {off['ttft50']:6.1f} ms  on "
-        f"{on['ttft50']:6.1f} ms ({off['ttft50'] / on['ttft50']:.2f}x)   p99 off "
-        f"{off['ttft99']:6.1f}  on {on['ttft99']:6.1f} ({off['ttft99'] / on['ttft99']:.2f}x)"
+        f"  80 % shared, one at a time TTFT p50 off {alone[False]['ttft50']:6.1f} ms  on "
+        f"{alone[True]['ttft50']:6.1f} ms ({alone[False]['ttft50'] / alone[True]['ttft50']:.2f}x)"
     )
+    for rate in rates:
+        ttft = {
+            c: summary(run_open_loop(engine_for(model, caching=c), arriving, rate), 1.0)
+            for c in (False, True)
+        }
+        off, on = ttft[False], ttft[True]
+        print(
+            f"  80 % shared, {rate:g} req/s   TTFT p50 off {off['ttft50']:6.1f} ms  on "
+            f"{on['ttft50']:6.1f} ms ({off['ttft50'] / on['ttft50']:.2f}x)   p99 off "
+            f"{off['ttft99']:6.1f}  on {on['ttft99']:6.1f} ({off['ttft99'] / on['ttft99']:.2f}x)"
+        )
     for label, requests in (("80 % shared, C=8", shared), ("0 % hit rate, C=8", unshared)):
         rows = {}
         for caching in (False, True):
@@ -263,7 +273,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=32)
     parser.add_argument("--concurrency", default="1,8,32")
     parser.add_argument(
-        "--rate", type=float, default=4.0, help="arrivals a second for the prefix-caching TTFT"
+        "--rates", default="1,4", help="arrivals a second for the prefix-caching TTFT runs"
     )
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch default)")
     args = parser.parse_args()
@@ -317,7 +327,8 @@ def main() -> None:
         )
         if outputs != reference:
             sys.exit(1)
-    prefix_caching(model_path, naive.config.vocab_size, args.requests, args.rate)
+    rates = [float(r) for r in args.rates.split(",")]
+    prefix_caching(model_path, naive.config.vocab_size, args.requests, rates)
 
 
 if __name__ == "__main__":
