@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Literal
@@ -30,6 +30,7 @@ APPLY_ATTEMPTS = 3
 """How often apply re-reads and retries when someone else wrote between its read and write."""
 
 Object = dict[str, Any]
+Objects = list[Object]
 
 
 class ClientError(Exception):
@@ -405,6 +406,60 @@ class Client:
             return ApplyResult("created", self.create(obj, dry_run=dry_run))
         result = self.replace(_desired_over(obj, live), dry_run=dry_run)
         return ApplyResult("unchanged" if _same(live, result) else "configured", result)
+
+    # -- replica logs (docs/agent.md) ----------------------------------------------------------
+
+    def stream_log(
+        self,
+        name: str,
+        *,
+        namespace: str | None = None,
+        follow: bool = False,
+        tail_lines: int | None = None,
+    ) -> Iterator[bytes]:
+        """A replica's log as its agent sends it, chunk by chunk; with `follow`, until the
+        caller stops iterating or the stream is cut."""
+        path = self._log_path(namespace or self.namespace, name)
+        params = {"follow": "true"} if follow else {}
+        if tail_lines is not None:
+            params["tailLines"] = str(tail_lines)
+        timeout = httpx.Timeout(self._timeout, read=None)
+        try:
+            with self._http.stream("GET", path, params=params, timeout=timeout) as response:
+                if response.is_error:
+                    response.read()
+                    raise _error_from_response(response)
+                yield from response.iter_bytes()
+        except httpx.TransportError as exc:
+            raise ConnectionFailed(self.server, str(exc) or type(exc).__name__) from exc
+
+    def log_requests(self, cluster: str, *, known: Sequence[str], timeout_seconds: int) -> Objects:
+        """For agents: the cluster's open log sessions, once they differ from `known` (or
+        after `timeout_seconds`)."""
+        path = f"{API_PREFIX}/agents/{quote(cluster, safe='')}/log-requests"
+        params = {"known": ",".join(known), "timeoutSeconds": str(timeout_seconds)}
+        timeout = httpx.Timeout(self._timeout, read=timeout_seconds + self._timeout)
+        body = self._request("GET", path, params=params, timeout=timeout)
+        return list(body.get("requests") or [])
+
+    def push_log(
+        self, namespace: str, name: str, *, session: str, data: bytes, eof: bool = False
+    ) -> None:
+        """For agents: send a chunk of a replica's log to the reader of `session`; NotFound
+        once the reader has gone."""
+        params = {"session": session, **({"eof": "true"} if eof else {})}
+        headers = {"Content-Type": "application/octet-stream"}
+        path = self._log_path(namespace, name)
+        try:
+            response = self._http.post(path, params=params, content=data, headers=headers)
+        except httpx.TransportError as exc:
+            raise ConnectionFailed(self.server, str(exc) or type(exc).__name__) from exc
+        if response.is_error:
+            raise _error_from_response(response)
+
+    def _log_path(self, namespace: str, name: str) -> str:
+        ns, replica = quote(namespace, safe=""), quote(name, safe="")
+        return f"{API_PREFIX}/namespaces/{ns}/replicas/{replica}/log"
 
     # -- plumbing ------------------------------------------------------------------------------
 

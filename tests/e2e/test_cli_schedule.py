@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +21,12 @@ FLEET = """\
 apiVersion: inferplane.dev/v1
 kind: Cluster
 metadata: {name: sched-eu-{n}, labels: {region: eu-west, suite: sched-{n}}}
+spec: {heartbeatGraceSeconds: 3600}
 ---
 apiVersion: inferplane.dev/v1
 kind: Cluster
 metadata: {name: sched-us-{n}, labels: {region: us-east, suite: sched-{n}}}
+spec: {heartbeatGraceSeconds: 3600}
 ---
 apiVersion: inferplane.dev/v1
 kind: Pool
@@ -84,7 +87,10 @@ def fleet(control_plane: Any, tmp_path: Path) -> tuple[dict[str, str | None], st
         for doc in yaml.safe_load_all(FLEET.replace("{n}", str(n))):
             created = client.create(doc)
             if doc["kind"] == "Cluster":
-                client.replace_status({**created, "status": {"phase": "Ready"}})
+                # As an agent's heartbeat would (the cluster controller runs here too).
+                beat = datetime.now(UTC).isoformat()
+                status = {"phase": "Ready", "lastHeartbeatTime": beat}
+                client.replace_status({**created, "status": status})
     manifest = tmp_path / "deployment.yaml"
     manifest.write_text(DEPLOYMENT.replace("{n}", str(n)))
     return env, str(manifest), n

@@ -1,9 +1,10 @@
 """A fake of the resource API (docs/reference/resource-api.md) behind an httpx.MockTransport.
 
-It keeps objects in a dict and answers as the control plane does, for the parts the client and
-the CLI use: CRUD, merge patch, scale, equality selectors, dry run, Status errors, bearer auth
-and watch (replaying the events a test queued). It is a fake, not a second server: admission
-is reduced to one rule (spec.replicas >= 0) so tests can provoke a 422 with causes.
+It keeps objects in a dict and answers as the control plane does, for the parts the client, the
+CLI and the agent use: CRUD, merge patch (of objects and of their status), scale, equality
+selectors, dry run, Status errors, bearer auth and watch (replaying the events a test queued).
+It is a fake, not a second server: admission is reduced to one rule (spec.replicas >= 0) so
+tests can provoke a 422 with causes.
 """
 
 from __future__ import annotations
@@ -120,6 +121,8 @@ class FakeResourceApi:
             return self._list(route, params)
         if route.subresource == "scale":
             return httpx.Response(200, json=self._scale(route, request))
+        if route.subresource == "status" and method == "PATCH":
+            return httpx.Response(200, json=self._patch_status(route, request))
         if method == "GET":
             return httpx.Response(200, json=self._get(route))
         if method == "PUT":
@@ -198,6 +201,14 @@ class FakeResourceApi:
         live = self._get(route)
         merged = merge_patch(live, _body(request))
         return self._replace(route, merged, dry_run)
+
+    def _patch_status(self, route: Route, request: httpx.Request) -> Object:
+        """A merge patch of the status subresource: only `status` changes."""
+        live = self._get(route)
+        status = merge_patch(live.get("status", {}), _body(request).get("status", {}))
+        stored = self._stamped({**live, "status": status}, live["metadata"]["generation"])
+        self.objects[self._key(route)] = stored
+        return stored
 
     def _delete(self, route: Route, dry_run: bool) -> Object:
         live = self._get(route)

@@ -7,11 +7,14 @@ from typing import Annotated
 import typer
 
 from inferplane.cli import (
+    agent,
     apply,
     contexts,
     describe,
+    drain,
     engine,
     events,
+    logs,
     meta,
     model,
     resources,
@@ -59,9 +62,12 @@ apply.register(app)
 resources.register(app)
 describe.register(app)
 schedule.register(app)
+drain.register(app)
 events.register(app)
+logs.register(app)
 meta.register(app)
 contexts.register(app)
 serve.register(app)
 model.register(app)
 engine.register(app)
+agent.register(app)

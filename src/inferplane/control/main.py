@@ -24,10 +24,13 @@ class _Server(uvicorn.Server):
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         super().handle_exit(sig, frame)
+        loop = asyncio.get_running_loop()
         plane = getattr(self._app.state, "plane", None)
         if plane is not None:
-            loop = asyncio.get_running_loop()
             loop.call_soon_threadsafe(lambda: loop.create_task(plane.hub.stop()))
+        relay = getattr(self._app.state, "logrelay", None)
+        if relay is not None:  # log readers and agents' long polls end now, too
+            loop.call_soon_threadsafe(lambda: loop.create_task(relay.stop()))
 
 
 def serve(settings: ControlSettings) -> None:

@@ -20,8 +20,8 @@ from starlette.exceptions import HTTPException
 import inferplane
 from inferplane import logs
 from inferplane.api import registry
-from inferplane.control import auth, bootstrap, errors, leader, resources
-from inferplane.control.controllers.deployments import DeploymentController
+from inferplane.control import auth, bootstrap, errors, leader, logrelay, resources
+from inferplane.control import controllers as controllers_
 from inferplane.control.metrics import Metrics
 from inferplane.control.middleware import Observe
 from inferplane.control.plane import ControlPlane
@@ -65,6 +65,8 @@ def create_app(settings: ControlSettings) -> FastAPI:
         description="The resource API: see docs/reference/resource-api.md.",
         lifespan=lifespan,
     )
+    app.state.logrelay = logrelay.LogRelay()
+    app.include_router(logrelay.router())
     app.include_router(resources.router())
     _add_probes(app, metrics)
     _add_error_handlers(app)
@@ -116,7 +118,7 @@ async def _controllers(plane: ControlPlane) -> None:
 
     objects = Objects(plane.store, notify)
     recorder = EventRecorder(plane.store, component="control-plane", on_write=notify)
-    controllers = [DeploymentController(objects, recorder)]
+    controllers = controllers_.build(objects, recorder)
     runners = [ControllerRunner(c, plane.store, plane.hub, plane.metrics) for c in controllers]
     await asyncio.gather(*(runner.run() for runner in runners))
 

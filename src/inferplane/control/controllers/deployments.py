@@ -1,38 +1,74 @@
-"""Deployment controller: resolves the deployment's model and version and reports it.
+"""Deployment controller: resolves the model version, keeps the replicas, reports progress.
 
-This issue's slice of the controller: it checks `spec.model` / `spec.modelVersion` against the
-Model objects of the namespace, writes the ModelResolved condition and observedGeneration, and
-records an Event when resolution changes. Creating replicas lands with the workload plane.
+Each reconcile resolves `spec.model` / `spec.modelVersion` (condition ModelResolved), builds
+the replica template, plans the next step with `rollouts.plan` (scale, roll within maxSurge /
+maxUnavailable or recreate, replace moving replicas), creates and deletes Replicas to carry it
+out, and writes the counts, phase and conditions Available and Progressing. A deployment
+whose model cannot be resolved keeps the replicas it has: nothing is torn down on a typo.
 """
 
 from __future__ import annotations
 
-import asyncio
+import logging
+import random
+from dataclasses import dataclass
 from typing import Any
 
-from inferplane.api.deployments import Deployment
+from inferplane import logs
+from inferplane.api import deployments, models, replicas, wellknown
 from inferplane.api.meta import Condition
-from inferplane.api.models import Model
+from inferplane.control.controllers import rollouts, templates
 from inferplane.control.runtime.controller import Key, Result, Watch
 from inferplane.control.runtime.events import EventRecorder, EventType
-from inferplane.control.runtime.objects import Objects
+from inferplane.control.runtime.objects import Clock, Objects, utcnow
+from inferplane.store import base as store_base
+
+log = logging.getLogger(__name__)
+LIVE_CLUSTER_PHASES = ("Ready", "Cordoned")
+"""Cluster phases with an agent that reports: a Ready replica there serves."""
+TROUBLED_PHASES = ("Failed", "CrashLoopBackOff")
+NAME_ATTEMPTS = 5
+
+
+@dataclass(frozen=True)
+class _Resolved:
+    condition: Condition
+    template: replicas.ReplicaSpec | None
+    version: str | None
 
 
 class DeploymentController:
     name = "deployments"
     kind = "Deployment"
 
-    def __init__(self, objects: Objects, recorder: EventRecorder) -> None:
+    def __init__(
+        self,
+        objects: Objects,
+        recorder: EventRecorder,
+        *,
+        clock: Clock = utcnow,
+        rng: random.Random | None = None,
+    ) -> None:
         self._objects = objects
         self._recorder = recorder
+        self._clock = clock
+        self._rng = rng or random.Random()
         # Which deployments name which model, so a Model change finds its deployments without
-        # a list. Fed by Deployment events (in watch order, so before any later Model event)
-        # and by every reconcile.
+        # a list; fed by Deployment events (in watch order) and by every reconcile.
         self._model_of: dict[Key, Key] = {}
+        # What the plan reads of each replica, so a load report (most replica writes) does
+        # not wake its deployment; and where each replica runs, for cluster liveness changes.
+        self._seen: dict[Key, tuple[Any, ...]] = {}
+        self._owner: dict[Key, tuple[Key, str | None]] = {}
+        self._cluster_live: dict[str, bool] = {}
         self.watches = [
             Watch("Deployment", self._index),
             Watch("Model", self._deployments_of_model),
+            Watch("Replica", self._deployment_of_replica),
+            Watch("Cluster", self._deployments_on_cluster),
         ]
+
+    # -- watch mappings -------------------------------------------------------------------------
 
     async def _index(self, deployment: dict[str, Any]) -> list[Key]:
         meta = deployment["metadata"]
@@ -45,50 +81,279 @@ class DeploymentController:
         wanted = Key(meta["namespace"], meta["name"])
         return [key for key, named in self._model_of.items() if named == wanted]
 
+    async def _deployment_of_replica(self, replica: dict[str, Any]) -> list[Key]:
+        meta = replica["metadata"]
+        key = Key(meta["namespace"], meta["name"])
+        owner = Key(meta["namespace"], replica["spec"]["deployment"])
+        seen = _signature(replica)
+        if meta.get("deletionTimestamp") and not meta.get("finalizers"):
+            self._seen.pop(key, None)  # gone from the store
+            self._owner.pop(key, None)
+            return [owner]
+        if self._seen.get(key) == seen:
+            return []
+        self._seen[key] = seen
+        self._owner[key] = (owner, replica["spec"].get("cluster"))
+        return [owner]
+
+    async def _deployments_on_cluster(self, cluster: dict[str, Any]) -> list[Key]:
+        name = cluster["metadata"]["name"]
+        live = (cluster.get("status") or {}).get("phase") in LIVE_CLUSTER_PHASES and not cluster[
+            "metadata"
+        ].get("deletionTimestamp")
+        if self._cluster_live.get(name) == live:
+            return []
+        self._cluster_live[name] = live
+        return sorted({owner for owner, on in self._owner.values() if on == name})
+
+    # -- reconcile ------------------------------------------------------------------------------
+
     async def reconcile(self, key: Key) -> Result:
         obj = await self._objects.get("Deployment", key.namespace, key.name)
-        if obj is None or obj["metadata"].get("deletionTimestamp"):
+        if obj is not None and obj["metadata"].get("deletionTimestamp"):
+            return Result()  # its replicas go with it: they name it as their owner
+        owned, strays = await self._replicas(key, obj)
+        for stray in strays:
+            # Made for an owner that was deleted in between (its cascade missed it), or for
+            # an earlier deployment of the same name.
+            await self._objects.delete("Replica", key.namespace, stray["metadata"]["name"])
+        if obj is None:
             self._model_of.pop(key, None)
             return Result()
         await self._index(obj)
-        deployment = Deployment.model_validate(obj)
-        condition = await self._resolve(deployment)
-        status = deployment.status.model_copy(deep=True)
-        changed = status.set_condition(condition)
-        status.observedGeneration = deployment.metadata.generation
-        if status.phase is None:
-            status.phase = "Pending"
-        await self._objects.write_status(obj, status.model_dump(mode="json", exclude_none=True))
-        if changed:
-            kind: EventType = "Normal" if condition.status == "True" else "Warning"
-            await asyncio.to_thread(
-                self._recorder.record, obj, kind, condition.reason, condition.message
+        deployment = deployments.Deployment.model_validate(obj)
+        resolved = await self._resolve(deployment)
+        views = await self._views(owned)
+        template_hash = templates.template_hash(resolved.template) if resolved.template else ""
+        if resolved.template is not None:
+            step = rollouts.plan(
+                views,
+                desired=deployment.spec.replicas,
+                template=template_hash,
+                rollout=deployment.spec.rollout,
             )
+            await self._carry_out(obj, step, resolved.template, template_hash)
+        await self._write_status(obj, deployment, resolved, owned, views, template_hash)
         return Result()
 
-    async def _resolve(self, deployment: Deployment) -> Condition:
+    async def _replicas(
+        self, key: Key, deployment: dict[str, Any] | None
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """The deployment's replicas, and live ones of its name that it does not own."""
+        uid = deployment["metadata"]["uid"] if deployment is not None else None
+        owned: list[dict[str, Any]] = []
+        strays: list[dict[str, Any]] = []
+        for replica in await self._objects.list("Replica", key.namespace):
+            if any(o.get("uid") == uid for o in _owners(replica)):
+                owned.append(replica)
+            elif replica["spec"].get("deployment") == key.name and not replica["metadata"].get(
+                "deletionTimestamp"
+            ):
+                strays.append(replica)
+        return owned, strays
+
+    async def _views(self, owned: list[dict[str, Any]]) -> list[rollouts.ReplicaView]:
+        clusters = await self._objects.list("Cluster")
+        live = {
+            c["metadata"]["name"]
+            for c in clusters
+            if (c.get("status") or {}).get("phase") in LIVE_CLUSTER_PHASES
+        }
+        return [_view(r, live) for r in owned]
+
+    async def _carry_out(
+        self,
+        deployment: dict[str, Any],
+        step: rollouts.Plan,
+        template: replicas.ReplicaSpec,
+        template_hash: str,
+    ) -> None:
+        namespace = deployment["metadata"]["namespace"]
+        if step.create or step.delete:
+            logs.event(
+                log,
+                "rollout step",
+                object=f"{namespace}/{deployment['metadata']['name']}",
+                template=template_hash,
+                create=len(step.create),
+                delete=",".join(step.delete) or "-",
+            )
+        for replaces in step.create:
+            await self._create(deployment, template, template_hash, replaces=replaces)
+        for name in step.delete:
+            if await self._objects.delete("Replica", namespace, name) is not None:
+                await self._event(
+                    deployment, "Normal", "SuccessfulDelete", f"deleted replica {name}"
+                )
+
+    async def _create(
+        self,
+        deployment: dict[str, Any],
+        template: replicas.ReplicaSpec,
+        template_hash: str,
+        *,
+        replaces: str | None,
+    ) -> None:
+        for attempt in range(NAME_ATTEMPTS):
+            name = templates.replica_name(deployment["metadata"]["name"], rng=self._rng)
+            obj = templates.new_replica(
+                deployment, template, name=name, hash_=template_hash, replaces=replaces
+            )
+            try:
+                await self._objects.create(obj)
+            except store_base.AlreadyExistsError:
+                if attempt == NAME_ATTEMPTS - 1:
+                    raise
+                continue
+            message = f"created replica {name}" + (f" to replace {replaces}" if replaces else "")
+            await self._event(deployment, "Normal", "SuccessfulCreate", message)
+            return
+
+    async def _write_status(
+        self,
+        obj: dict[str, Any],
+        deployment: deployments.Deployment,
+        resolved: _Resolved,
+        owned: list[dict[str, Any]],
+        views: list[rollouts.ReplicaView],
+        template_hash: str,
+    ) -> None:
+        now = self._clock()
+        desired = deployment.spec.replicas
+        counts = rollouts.count(views, template=template_hash)
+        status = deployment.status.model_copy(deep=True)
+        changed = status.set_condition(resolved.condition, now=now)
+        status.observedGeneration = deployment.metadata.generation
+        status.replicas = counts.replicas
+        status.readyReplicas = counts.ready
+        status.updatedReplicas = counts.updated
+        status.modelVersion = resolved.version
+        troubled = any(_troubled(r) for r in owned if not r["metadata"].get("deletionTimestamp"))
+        if resolved.template is None:
+            status.phase = "Pending" if counts.replicas == 0 else "Degraded"
+        else:
+            status.phase = rollouts.phase(
+                counts, desired=desired, troubled=troubled, previous=deployment.status.phase
+            )
+        _, unavailable = rollouts.surge_and_unavailable(deployment.spec.rollout, desired)
+        generation = status.observedGeneration
+        for condition in _progress_conditions(counts, desired, unavailable, status.phase):
+            condition.observedGeneration = generation
+            status.set_condition(condition, now=now)
+        await self._objects.write_status(obj, status.model_dump(mode="json", exclude_none=True))
+        if changed:
+            kind: EventType = "Normal" if resolved.condition.status == "True" else "Warning"
+            await self._event(obj, kind, resolved.condition.reason, resolved.condition.message)
+
+    async def _event(self, obj: dict[str, Any], type_: EventType, reason: str, text: str) -> None:
+        await self._recorder.emit(obj, type_, reason, text, now=self._clock())
+
+    async def _resolve(self, deployment: deployments.Deployment) -> _Resolved:
         spec = deployment.spec
         namespace = deployment.metadata.namespace or "default"
 
-        def condition(ok: bool, reason: str, message: str) -> Condition:
-            return Condition(
-                type="ModelResolved",
-                status="True" if ok else "False",
-                reason=reason,
-                message=message,
-                observedGeneration=deployment.metadata.generation,
-            )
+        def failed(reason: str, message: str) -> _Resolved:
+            return _Resolved(_model_condition(deployment, False, reason, message), None, None)
 
         obj = await self._objects.get("Model", namespace, spec.model)
         if obj is None:
             message = f'model "{spec.model}" does not exist in namespace "{namespace}"'
-            return condition(False, "ModelNotFound", message)
-        model = Model.model_validate(obj)
+            return failed("ModelNotFound", message)
+        model = models.Model.model_validate(obj)
         version = model.spec.resolve_version(spec.modelVersion)
         if version is None:
             listed = ", ".join(f"{v.name} ({v.stage})" for v in model.spec.versions)
             wanted = spec.modelVersion or "a staging or production version"
             message = f'model "{spec.model}" has no deployable {wanted}; it has {listed}'
-            return condition(False, "ModelVersionNotFound", message)
+            return failed("ModelVersionNotFound", message)
         message = f'using model "{spec.model}" version "{version.name}" from {version.source}'
-        return condition(True, "ModelResolved", message)
+        condition = _model_condition(deployment, True, "ModelResolved", message)
+        template = templates.replica_spec(deployment, model, version)
+        return _Resolved(condition, template, version.name)
+
+
+def _model_condition(
+    deployment: deployments.Deployment, ok: bool, reason: str, message: str
+) -> Condition:
+    return Condition(
+        type="ModelResolved",
+        status="True" if ok else "False",
+        reason=reason,
+        message=message,
+        observedGeneration=deployment.metadata.generation,
+    )
+
+
+def _progress_conditions(
+    counts: rollouts.Counts, desired: int, unavailable: int, phase: str | None
+) -> list[Condition]:
+    ready = f"{counts.ready}/{desired} replicas ready, {counts.updated} on the current template"
+    available = counts.ready >= desired - unavailable
+    conditions = [
+        Condition(
+            type="Available",
+            status="True" if available else "False",
+            reason="MinimumReplicasAvailable" if available else "MinimumReplicasUnavailable",
+            message=ready,
+        )
+    ]
+    done = phase in ("Ready", "ScaledToZero")
+    conditions.append(
+        Condition(
+            type="Progressing",
+            status="True",
+            reason="RolloutComplete" if done else "ReplicasUpdating",
+            message=ready,
+        )
+    )
+    return conditions
+
+
+def _owners(replica: dict[str, Any]) -> list[dict[str, Any]]:
+    refs: list[dict[str, Any]] = replica["metadata"].get("ownerReferences") or []
+    return refs
+
+
+def _view(replica: dict[str, Any], live_clusters: set[str]) -> rollouts.ReplicaView:
+    meta, spec, status = replica["metadata"], replica["spec"], replica.get("status") or {}
+    annotations = meta.get("annotations") or {}
+    return rollouts.ReplicaView(
+        name=meta["name"],
+        template=(meta.get("labels") or {}).get(wellknown.TEMPLATE_HASH_LABEL, ""),
+        ready=status.get("phase") == "Ready" and spec.get("cluster") in live_clusters,
+        bound=spec.get("cluster") is not None,
+        deleting=bool(meta.get("deletionTimestamp")),
+        move=annotations.get(wellknown.MOVE_ANNOTATION),
+        replaces=annotations.get(wellknown.REPLACES_ANNOTATION),
+        created=meta.get("creationTimestamp") or "",
+    )
+
+
+def _signature(replica: dict[str, Any]) -> tuple[Any, ...]:
+    """What the deployment controller reads of a replica; other changes do not wake it."""
+    meta, status = replica["metadata"], replica.get("status") or {}
+    annotations = meta.get("annotations") or {}
+    scheduled = next(
+        (c.get("status") for c in status.get("conditions") or [] if c.get("type") == "Scheduled"),
+        None,
+    )
+    return (
+        status.get("phase"),
+        scheduled,
+        meta.get("deletionTimestamp"),
+        tuple(meta.get("finalizers") or ()),
+        (meta.get("labels") or {}).get(wellknown.TEMPLATE_HASH_LABEL),
+        annotations.get(wellknown.MOVE_ANNOTATION),
+        annotations.get(wellknown.REPLACES_ANNOTATION),
+        replica["spec"].get("cluster"),
+    )
+
+
+def _troubled(replica: dict[str, Any]) -> bool:
+    status = replica.get("status") or {}
+    if status.get("phase") in TROUBLED_PHASES:
+        return True
+    return any(
+        c.get("type") == "Scheduled" and c.get("status") == "False"
+        for c in status.get("conditions") or []
+    )

@@ -58,7 +58,9 @@ class RequeueError(Exception):
 class Watch:
     kind: str
     keys: Callable[[dict[str, Any]], Awaitable[list[Key]]]
-    """Map a changed object of `kind` to the keys of the reconciled kind it affects."""
+    """Map a changed object of `kind` to the keys of the reconciled kind it affects. A deleted
+    object comes as its last state with metadata.deletionTimestamp set (to "deleted" when it
+    was removed at once, having no finalizers), so a mapping can tell that it is gone."""
 
 
 class Reconciler(Protocol):
@@ -112,7 +114,7 @@ class ControllerRunner:
                 ):
                     version = event.resource_version
                     if event.object.get("kind") in kinds:
-                        await self._enqueue(event.object)
+                        await self._enqueue(_as_seen(event))
                 return  # the hub stopped: the control plane is shutting down
             except store_base.GoneError:
                 # Fell behind compaction: relist (level-triggered, so a relist loses nothing).
@@ -181,3 +183,11 @@ class ControllerRunner:
         self.queue.forget(key)
         if result.requeue_after is not None:
             self.queue.add_after(key, result.requeue_after)
+
+
+def _as_seen(event: store_base.WatchEvent) -> dict[str, Any]:
+    """The event's object; for a DELETED one, marked deleting if it was not already."""
+    obj = event.object
+    if event.type != "DELETED" or obj.get("metadata", {}).get("deletionTimestamp"):
+        return obj
+    return {**obj, "metadata": {**obj["metadata"], "deletionTimestamp": "deleted"}}

@@ -6,6 +6,7 @@ Repeats bump `count` and `lastTimestamp` instead of piling up objects, as Kubern
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 from collections.abc import Callable
@@ -73,6 +74,12 @@ class EventRecorder:
             self._on_write()
             return written
         raise AssertionError("unreachable")
+
+    async def emit(
+        self, obj: dict[str, Any], type_: EventType, reason: str, message: str, *, now: datetime
+    ) -> dict[str, Any]:
+        """`record` from async code: the store write runs in a worker thread."""
+        return await asyncio.to_thread(self.record, obj, type_, reason, message, now=now)
 
     def _write(
         self,

@@ -1,12 +1,24 @@
-"""Async store access for controllers: reads, and status writes that skip no-op changes."""
+"""Async store access for controllers: reads, writes that wake the watchers, and the clock.
+
+Every write goes through here so the watch hub learns of it at once (controllers chain on each
+other's writes) and no-op status writes are skipped.
+"""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from inferplane.store import base as store_base
+
+Clock = Callable[[], datetime]
+"""Where controllers read the time: a parameter, so tests can move it by hand."""
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
 
 
 class Objects:
@@ -28,7 +40,29 @@ class Objects:
         """Store `status` on `obj` if it differs; ConflictError when `obj` is stale."""
         if obj.get("status") == status:
             return obj
-        updated = {**obj, "status": status}
-        stored = await asyncio.to_thread(self._store.update, updated)
+        return await self.update({**obj, "status": status})
+
+    async def create(self, obj: dict[str, Any]) -> dict[str, Any]:
+        """Store a new object; AlreadyExistsError when the name is taken."""
+        stored = await asyncio.to_thread(self._store.create, obj)
         self._notify()
         return stored
+
+    async def update(self, obj: dict[str, Any]) -> dict[str, Any]:
+        """Replace `obj` as of its resourceVersion; ConflictError when it is stale."""
+        stored = await asyncio.to_thread(self._store.update, obj)
+        self._notify()
+        return stored
+
+    async def delete(
+        self, kind: str, namespace: str, name: str, *, resource_version: int | None = None
+    ) -> dict[str, Any] | None:
+        """Delete (or mark deleting while finalizers hold it); None when it was already gone."""
+        try:
+            removed = await asyncio.to_thread(
+                self._store.delete, kind, namespace, name, resource_version=resource_version
+            )
+        except store_base.NotFoundError:
+            return None
+        self._notify()
+        return removed

@@ -1,0 +1,289 @@
+"""The agent: one workload plane's link to the control plane, and the loop that keeps its
+replicas running.
+
+Threads, each with its own connection (all outbound): membership (join, then heartbeat),
+the replica watch, the reporter (statuses, finalizers), the metrics scraper and the log
+shipper. The main thread owns the runtime: it adopts what an earlier agent left running,
+then every half second (or at once on a watch event) syncs the runtime, decides what to do
+(`reconcile.decide`), does it, and publishes statuses, scrape targets and releases. None of
+this needs the control plane: when it is away, engines keep running and serving, and on its
+return the watch resumes where it stopped and the reporter catches up.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pydantic
+
+from inferplane import client as api_client
+from inferplane import logs
+from inferplane.agent import (
+    discovery,
+    logship,
+    membership,
+    recipes,
+    reconcile,
+    reporter,
+    scraper,
+    sources,
+    watcher,
+)
+from inferplane.agent.runtime import base
+from inferplane.api import replicas
+
+log = logging.getLogger(__name__)
+
+LOOP_SECONDS = 0.5
+Object = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class AgentSettings:
+    control: str
+    """URL of the control plane."""
+    token: str | None
+    """Bearer token of a fleet admin key: the agent writes its Cluster and Pools."""
+    cluster: str
+    labels: dict[str, str] = field(default_factory=dict)
+    data_dir: Path = Path(".")
+    """Engine logs and the runtime's state file."""
+    host: str = "127.0.0.1"
+    """Address engines listen on, and the host of their URLs."""
+    heartbeat_seconds: float = 5.0
+    load_seconds: float = 5.0
+    drain_grace_seconds: float = 30.0
+    """How long a stopping engine may drain before it is killed."""
+    stop_engines_on_exit: bool = True
+    """False leaves engines running when the agent exits, for the next agent to adopt."""
+
+
+def visible_devices(spec: replicas.ReplicaSpec, device_ids: Mapping[str, list[str]]) -> str:
+    """CUDA_VISIBLE_DEVICES for the replica: its devices on its (leader) node."""
+    leader = spec.nodes[0] if spec.nodes else 0
+    found = []
+    for allocation in spec.devices:
+        if allocation.node != leader:
+            continue
+        known = device_ids.get(allocation.group) or []
+        found += [known[i] if i < len(known) else str(i) for i in allocation.indexes]
+    return ",".join(found)
+
+
+class Agent:
+    def __init__(
+        self,
+        settings: AgentSettings,
+        runtime: base.Runtime,
+        pools: list[discovery.PoolPlan],
+        *,
+        make_client: Callable[[], api_client.Client] | None = None,
+        environ: Mapping[str, str] = os.environ,
+    ) -> None:
+        self.settings = settings
+        self.runtime = runtime
+        self.pools = pools
+        self._make_client = make_client or self._default_client
+        self._environ = environ
+        self.cache = watcher.ReplicaCache()
+        self.reporter = reporter.Reporter()
+        self.scraper = scraper.Scraper()
+        self.membership = membership.Membership(settings.cluster, dict(settings.labels), pools)
+        self._launched: dict[str, int | None] = {}
+        self._failed: dict[str, tuple[int | None, str]] = {}
+        self._targets: dict[str, scraper.Target] = {}
+        self.settled = threading.Event()
+        """Set after the first pass that saw the full list of replicas and acted on it."""
+
+    def _default_client(self) -> api_client.Client:
+        return api_client.Client(self.settings.control, self.settings.token, timeout=10.0)
+
+    # -- running ----------------------------------------------------------------------------
+
+    def run(self, stop: threading.Event) -> None:
+        """Run until `stop` is set; then stop the engines (or leave them, as configured)."""
+        adopted = self.runtime.adopt()
+        logs.event(log, "agent starting", cluster=self.settings.cluster, adopted=len(adopted))
+        self._start_threads(stop)
+        try:
+            while not stop.is_set():
+                try:
+                    self.step()
+                except Exception:  # the loop keeps the engines alive: it never stops on a bug
+                    log.exception("agent loop failed", extra={"cluster": self.settings.cluster})
+                self.cache.changed.wait(LOOP_SECONDS)
+                self.cache.changed.clear()
+        finally:
+            keep = not self.settings.stop_engines_on_exit
+            logs.event(log, "agent stopping", cluster=self.settings.cluster, keep_engines=keep)
+            grace = self.settings.drain_grace_seconds
+            self.runtime.close(grace=grace, stop_engines=not keep)
+
+    def _start_threads(self, stop: threading.Event) -> None:
+        cluster = self.settings.cluster
+        shipper = logship.LogShipper(cluster, self.runtime.read_log)
+        make = self._make_client
+        heartbeat = self.settings.heartbeat_seconds
+        loops: list[tuple[str, Callable[..., None], tuple[Any, ...]]] = [
+            ("membership", self.membership.run, (make, stop, heartbeat, self.settled)),
+            ("watch", watcher.follow_replicas, (make, cluster, self.cache, stop)),
+            ("reporter", self.reporter.run, (make, stop)),
+            ("scraper", self.scraper.run, (stop, self.settings.load_seconds)),
+            ("logs", shipper.run, (make, stop)),
+        ]
+        for name, target, args in loops:
+            threading.Thread(target=target, args=args, name=name, daemon=True).start()
+
+    def step(self) -> None:
+        """One pass of the loop: sync the runtime, act on the decisions, publish."""
+        self.runtime.sync()
+        objects, synced = self.cache.snapshot()
+        view = reconcile.View(
+            replicas=objects,
+            synced=synced,
+            engines=self._engines(),
+            launched=self._launched,
+            failed={name: generation for name, (generation, _) in self._failed.items()},
+            releasing=self.reporter.releasing(),
+        )
+        for action in reconcile.decide(view, cluster=self.settings.cluster):
+            try:
+                self._carry_out(action, objects)
+            except Exception:
+                log.exception("action failed", extra={"replica": action.name})
+        self._publish(objects)
+        if synced:
+            self.settled.set()
+
+    def _engines(self) -> dict[str, base.EngineStatus]:
+        found = {}
+        for name in self.runtime.names():
+            status = self.runtime.status(name)
+            if status is not None:
+                found[name] = status
+        return found
+
+    # -- actions ----------------------------------------------------------------------------
+
+    def _carry_out(self, action: reconcile.Action, objects: dict[str, Object]) -> None:
+        name = action.name
+        if isinstance(action, reconcile.Start):
+            self._start(name, objects[name])
+        elif isinstance(action, reconcile.Stop):
+            logs.event(log, "stopping replica", replica=name, reason=action.reason)
+            self.runtime.stop(name, grace=self.settings.drain_grace_seconds)
+            self._launched.pop(name, None)
+        elif isinstance(action, reconcile.Recheck):
+            self._recheck(name, objects[name])
+        elif isinstance(action, reconcile.Release):
+            self.reporter.release(name, objects[name])
+
+    def _start(self, name: str, obj: Object) -> None:
+        generation = obj["metadata"].get("generation")
+        try:
+            launch = self.launch_for(name, obj)
+            self.runtime.start(launch)
+        except (recipes.LaunchError, sources.SourceError, base.RuntimeFailure) as exc:
+            self._failed[name] = (generation, str(exc))
+            logs.event(log, "replica failed", level=logging.WARNING, replica=name, error=exc)
+            return
+        self._failed.pop(name, None)
+        self._launched[name] = generation
+        logs.event(log, "replica starting", replica=name)
+
+    def _recheck(self, name: str, obj: Object) -> None:
+        """The replica changed: replace the engine only if what it would run changed."""
+        generation = obj["metadata"].get("generation")
+        engine = self.runtime.status(name)
+        try:
+            launch = self.launch_for(name, obj)
+        except (recipes.LaunchError, sources.SourceError) as exc:
+            logs.event(log, "keeping the running engine", replica=name, error=exc)
+            self._launched[name] = generation
+            return
+        if engine is not None and engine.fingerprint != launch.fingerprint():
+            logs.event(log, "replacing engine: its launch changed", replica=name)
+            self.runtime.stop(name, grace=self.settings.drain_grace_seconds)
+            self._launched.pop(name, None)
+            return
+        self._launched[name] = generation
+
+    def launch_for(self, name: str, obj: Object) -> base.Launch:
+        """The engine launch of a replica object; raises LaunchError or SourceError."""
+        try:
+            spec = replicas.ReplicaSpec.model_validate(obj.get("spec") or {})
+        except pydantic.ValidationError as exc:
+            raise recipes.LaunchError(f"the replica's spec is not valid: {exc}") from exc
+        if spec.resources.nodes > 1:
+            raise recipes.LaunchError(
+                f"the process runtime runs single-node replicas; this one needs"
+                f" {spec.resources.nodes} nodes"
+            )
+        recipe = recipes.recipe_of(spec.engine)
+        model = sources.model_path(spec.model.source, builtin_ok=recipe.builtin_models)
+        devices = visible_devices(spec, self._device_ids(spec.pool))
+        return recipes.launch_for(
+            name,
+            spec,
+            host=self.settings.host,
+            model_path=model,
+            devices=devices,
+            environ=self._environ,
+        )
+
+    def _device_ids(self, pool: str | None) -> dict[str, list[str]]:
+        for plan in self.pools:
+            if discovery.object_name(self.settings.cluster, plan.name) == pool:
+                return plan.device_ids
+        return {}
+
+    # -- publishing -------------------------------------------------------------------------
+
+    def _publish(self, objects: dict[str, Object]) -> None:
+        engines = self._engines()
+        loads = self.scraper.loads()
+        reports = {}
+        for name, obj in objects.items():
+            failure = self._failed.get(name)
+            status = reconcile.desired_status(
+                obj,
+                engines.get(name),
+                failure=failure[1] if failure else None,
+                load=loads.get(name),
+            )
+            if status is not None:
+                meta = obj["metadata"]
+                reports[name] = reporter.Report(meta.get("namespace") or "", meta["name"], status)
+        stored = {name: obj.get("status") or {} for name, obj in objects.items()}
+        self.reporter.publish(reports, stored)
+        self._set_targets(objects, engines)
+        gone = {n for n in self._failed if n not in objects} | {
+            n for n in self._launched if n not in objects and n not in engines
+        }
+        for name in gone:
+            self._failed.pop(name, None)
+            self._launched.pop(name, None)
+        self.reporter.forget({n for n in self.reporter.releasing() if n not in objects})
+
+    def _set_targets(self, objects: dict[str, Object], engines: dict[str, Any]) -> None:
+        targets = {}
+        for name, engine in engines.items():
+            obj = objects.get(name)
+            if engine.phase != "Ready" or engine.url is None or obj is None:
+                continue
+            try:
+                spec = replicas.ReplicaSpec.model_validate(obj.get("spec") or {})
+            except pydantic.ValidationError:
+                continue
+            path = recipes.metrics_path(spec.engine)
+            names = recipes.recipe_of(spec.engine).metrics
+            targets[name] = scraper.Target(engine.url + path, names)
+        if targets != self._targets:
+            self._targets = targets
+            self.scraper.set_targets(targets)

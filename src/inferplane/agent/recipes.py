@@ -1,0 +1,205 @@
+"""Engine recipes: how to start each engine and where it answers, as data.
+
+A recipe is a command template plus a few facts (health and metrics paths, which metric names
+carry the load). inferplane fills in only the port, the model path and the devices; the
+user's `spec.engine.args` are appended untouched, so every flag an engine has (tensor
+parallelism, quantization, KV transfer) is available without a line of code here. Adding an
+engine is adding an entry to `RECIPES`.
+
+Placeholders in a command: `{program}` (the recipe's program, which an environment variable
+may override, e.g. INFERPLANE_VLLM_PYTHON for a vLLM in its own virtual environment),
+`{model_path}`, `{host}` and `{port}`.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from inferplane.agent.runtime import base
+from inferplane.api import engines, replicas
+
+PYTHON = "{python}"
+"""A program default meaning: the Python interpreter the agent runs on."""
+
+
+class LaunchError(Exception):
+    """The replica cannot be started as specified; the message says why (shown in status)."""
+
+
+@dataclass(frozen=True)
+class MetricNames:
+    """Which Prometheus samples carry each load number; the first name found wins. Counters
+    and histograms are named by their samples (`_total`; a histogram by its base name, whose
+    `_sum` and `_count` are read)."""
+
+    running: tuple[str, ...] = ()
+    waiting: tuple[str, ...] = ()
+    kv_cache_usage: tuple[str, ...] = ()
+    ttft_histogram: tuple[str, ...] = ()
+    prompt_tokens: tuple[str, ...] = ()
+    generation_tokens: tuple[str, ...] = ()
+    requests: tuple[str, ...] = ()
+
+
+VLLM_METRICS = MetricNames(
+    running=("vllm:num_requests_running",),
+    waiting=("vllm:num_requests_waiting",),
+    kv_cache_usage=("vllm:kv_cache_usage_perc", "vllm:gpu_cache_usage_perc"),
+    ttft_histogram=("vllm:time_to_first_token_seconds",),
+    prompt_tokens=("vllm:prompt_tokens_total",),
+    generation_tokens=("vllm:generation_tokens_total",),
+    requests=("vllm:request_success_total",),
+)
+"""vLLM's names, which the reference engine uses too."""
+
+SGLANG_METRICS = MetricNames(
+    running=("sglang:num_running_reqs",),
+    waiting=("sglang:num_queue_reqs",),
+    kv_cache_usage=("sglang:token_usage",),
+    ttft_histogram=("sglang:time_to_first_token_seconds",),
+    prompt_tokens=("sglang:prompt_tokens_total",),
+    generation_tokens=("sglang:generation_tokens_total",),
+    requests=("sglang:num_requests_total",),
+)
+
+LLAMACPP_METRICS = MetricNames(
+    running=("llamacpp:requests_processing",),
+    waiting=("llamacpp:requests_deferred",),
+    kv_cache_usage=("llamacpp:kv_cache_usage_ratio",),
+    prompt_tokens=("llamacpp:prompt_tokens_total",),
+    generation_tokens=("llamacpp:tokens_predicted_total",),
+)
+
+TGI_METRICS = MetricNames(
+    running=("tgi_batch_current_size",),
+    waiting=("tgi_queue_size",),
+    prompt_tokens=("tgi_request_input_length_sum",),
+    generation_tokens=("tgi_request_generated_tokens_sum",),
+    requests=("tgi_request_success_total", "tgi_request_success"),
+)
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """One engine: its command template, program, probe paths and metric names."""
+
+    name: str
+    command: tuple[str, ...]
+    """The command template; empty for `custom`, whose command the replica gives."""
+    program: str = PYTHON
+    """What `{program}` stands for by default."""
+    program_env: str | None = None
+    """An environment variable of the agent that, when set, replaces the program."""
+    health_path: str = "/health"
+    metrics_path: str = "/metrics"
+    metrics: MetricNames = VLLM_METRICS
+    devices_env: str = "CUDA_VISIBLE_DEVICES"
+    """The variable that tells the engine which devices are its own."""
+    builtin_models: bool = False
+    """Serves the built-in models (file://demo, file://minilm) by name."""
+
+
+RECIPES: dict[str, Recipe] = {
+    "reference": Recipe(
+        name="reference",
+        command=("{program}", "-m", "inferplane", "engine", "--model", "{model_path}",
+                 "--host", "{host}", "--port", "{port}"),
+        program_env="INFERPLANE_ENGINE_PYTHON",
+        builtin_models=True,
+    ),
+    "vllm": Recipe(
+        name="vllm",
+        command=("{program}", "-m", "vllm.entrypoints.openai.api_server",
+                 "--model", "{model_path}", "--host", "{host}", "--port", "{port}"),
+        program_env="INFERPLANE_VLLM_PYTHON",
+    ),
+    "sglang": Recipe(
+        name="sglang",
+        command=("{program}", "-m", "sglang.launch_server", "--model-path", "{model_path}",
+                 "--host", "{host}", "--port", "{port}"),
+        program_env="INFERPLANE_SGLANG_PYTHON",
+        metrics=SGLANG_METRICS,
+    ),
+    "llamacpp": Recipe(
+        name="llamacpp",
+        command=("{program}", "--model", "{model_path}", "--host", "{host}", "--port", "{port}"),
+        program="llama-server",
+        program_env="INFERPLANE_LLAMACPP_SERVER",
+        metrics=LLAMACPP_METRICS,
+    ),
+    "tgi": Recipe(
+        name="tgi",
+        command=("{program}", "--model-id", "{model_path}", "--hostname", "{host}",
+                 "--port", "{port}"),
+        program="text-generation-launcher",
+        program_env="INFERPLANE_TGI_LAUNCHER",
+        metrics=TGI_METRICS,
+    ),
+    "custom": Recipe(name="custom", command=()),
+}  # fmt: skip
+
+_DEFAULT_HEALTH = engines.EngineSpec.model_fields["healthPath"].default
+_DEFAULT_METRICS = engines.EngineSpec.model_fields["metricsPath"].default
+
+
+def recipe_of(spec: engines.EngineSpec) -> Recipe:
+    return RECIPES[spec.recipe]
+
+
+def health_path(spec: engines.EngineSpec) -> str:
+    """The spec's path where the user changed it, else the recipe's."""
+    return spec.healthPath if spec.healthPath != _DEFAULT_HEALTH else recipe_of(spec).health_path
+
+
+def metrics_path(spec: engines.EngineSpec) -> str:
+    if spec.metricsPath != _DEFAULT_METRICS:
+        return spec.metricsPath
+    return recipe_of(spec).metrics_path
+
+
+def program(recipe: Recipe, environ: Mapping[str, str]) -> str:
+    chosen = environ.get(recipe.program_env, "") if recipe.program_env else ""
+    if chosen:
+        return chosen
+    return sys.executable if recipe.program == PYTHON else recipe.program
+
+
+def launch_for(
+    name: str,
+    spec: replicas.ReplicaSpec,
+    *,
+    host: str,
+    model_path: str,
+    devices: str,
+    environ: Mapping[str, str],
+) -> base.Launch:
+    """The launch of a replica's engine; raises LaunchError when it cannot be built."""
+    engine = spec.engine
+    recipe = recipe_of(engine)
+    template = tuple(engine.command) or recipe.command
+    values = {"{program}": program(recipe, environ), "{model_path}": model_path, "{host}": host}
+    command = tuple(_fill(item, values) for item in template)
+    if engine.port is None and not any(base.PORT in item for item in command):
+        raise LaunchError(
+            "the engine command has no {port} and spec.engine.port is unset, so there is no"
+            " telling where the engine listens: add {port} to the command or set the port"
+        )
+    return base.Launch(
+        name=name,
+        command=command,
+        args=tuple(engine.args),
+        env={**engine.env, recipe.devices_env: devices},
+        host=host,
+        port=engine.port,
+        health_path=health_path(engine),
+        startup_timeout=engine.startupTimeoutSeconds,
+        image=engine.image,
+    )
+
+
+def _fill(item: str, values: dict[str, str]) -> str:
+    for placeholder, value in values.items():
+        item = item.replace(placeholder, value)
+    return item

@@ -1,0 +1,167 @@
+"""What an agent asks of a runtime, and what a runtime reports back.
+
+A runtime runs engines: it starts one from a `Launch` (everything resolved from the replica:
+command, environment, devices, probes), keeps it alive (probes, restarts with backoff) and
+stops it gracefully. The agent only ever talks to the `Runtime` interface, so the process
+runtime and a Kubernetes runtime are interchangeable.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any, Literal, Protocol
+
+Phase = Literal["Starting", "Ready", "Draining", "CrashLoopBackOff"]
+"""An engine's phase as a runtime sees it; the Replica phases of the same names."""
+
+CRASH_LOOP_AFTER = 3
+"""Consecutive crashes after which a restarting engine shows CrashLoopBackOff."""
+
+PORT = "{port}"
+"""Placeholder in a launch command for the port the runtime picks."""
+
+
+class RuntimeFailure(Exception):
+    """Root of the errors a runtime raises."""
+
+
+class UnknownEngine(RuntimeFailure):
+    """The runtime runs no engine of that name (and keeps no log of one)."""
+
+
+@dataclass(frozen=True)
+class Launch:
+    """One engine to run, resolved from its replica by a recipe."""
+
+    name: str
+    """Unique within the agent: the replica's namespace/name."""
+    command: tuple[str, ...]
+    """Program and arguments from the recipe; `{port}` in an item becomes the engine's port."""
+    args: tuple[str, ...] = ()
+    """The user's flags, appended after the command exactly as written."""
+    env: dict[str, str] = field(default_factory=dict)
+    """Variables added to the agent's environment: the engine's own, then the devices."""
+    host: str = "127.0.0.1"
+    """Address the engine listens on, and the host of its URL."""
+    port: int | None = None
+    """Port the engine must listen on; None lets the runtime pick a free one."""
+    health_path: str = "/health"
+    """HTTP path answering 200 once the engine serves; probed for liveness and readiness."""
+    startup_timeout: float = 900.0
+    """Seconds the engine may take to turn healthy before it counts as crashed."""
+    image: str | None = None
+    """Container image, for runtimes that run containers."""
+
+    def argv(self, port: int) -> list[str]:
+        return [item.replace(PORT, str(port)) for item in self.command] + list(self.args)
+
+    def fingerprint(self) -> str:
+        """Equal for equal launches: a changed fingerprint means the engine must be replaced."""
+        encoded = json.dumps(self.to_dict(), sort_keys=True).encode()
+        return hashlib.sha256(encoded).hexdigest()[:16]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> Launch:
+        return cls(
+            name=str(raw["name"]),
+            command=tuple(raw["command"]),
+            args=tuple(raw.get("args") or ()),
+            env=dict(raw.get("env") or {}),
+            host=str(raw.get("host") or "127.0.0.1"),
+            port=raw.get("port"),
+            health_path=str(raw.get("health_path") or "/health"),
+            startup_timeout=float(raw.get("startup_timeout") or 900.0),
+            image=raw.get("image"),
+        )
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What a runtime observed of one engine: the inputs of its phase."""
+
+    stopping: bool
+    """A stop was asked for and the engine has not exited yet."""
+    alive: bool
+    """A process (or container) of the engine is running."""
+    ready: bool
+    """The last health probe answered 200."""
+    crashes: int
+    """Consecutive exits not asked for (reset once the engine has run healthy a while)."""
+
+
+def phase_of(facts: Facts) -> Phase:
+    """The engine's phase, derived from the facts alone."""
+    if facts.stopping:
+        return "Draining"
+    if facts.alive:
+        return "Ready" if facts.ready else "Starting"
+    return "CrashLoopBackOff" if facts.crashes >= CRASH_LOOP_AFTER else "Starting"
+
+
+@dataclass(frozen=True)
+class EngineStatus:
+    """One engine as the runtime last observed it."""
+
+    name: str
+    phase: Phase
+    url: str | None
+    """Root URL of the engine, e.g. http://127.0.0.1:8001."""
+    pid: int | None
+    """The engine's process id while one runs (process runtime only)."""
+    restarts: int
+    """How often the runtime restarted the engine after it exited or failed its probes."""
+    started_at: datetime | None
+    """When the current (or last) process started."""
+    last_probe_at: datetime | None
+    """When the engine was last probed."""
+    message: str
+    """Why it is not Ready, e.g. the last line the engine logged before it exited."""
+    fingerprint: str
+    """The fingerprint of the launch it runs."""
+
+
+@dataclass(frozen=True)
+class LogChunk:
+    """Bytes of an engine's log from some offset."""
+
+    data: bytes
+    offset: int
+    """Where the next read should start."""
+    size: int
+    """The log's size when it was read."""
+
+
+class Runtime(Protocol):
+    """Runs engines. Every method but `read_log` is called from one thread, the agent's loop."""
+
+    def adopt(self) -> list[str]:
+        """Take over the engines an earlier agent left running; returns their names."""
+
+    def start(self, launch: Launch) -> None:
+        """Run the engine (again, if one of that name is running it is replaced)."""
+
+    def stop(self, name: str, *, grace: float) -> None:
+        """Ask the engine to drain and stop: SIGTERM, then SIGKILL after `grace` seconds.
+        Its status reads Draining until it is gone, then None."""
+
+    def status(self, name: str) -> EngineStatus | None:
+        """The engine's status, or None when the runtime runs nothing of that name."""
+
+    def names(self) -> list[str]:
+        """Every engine the runtime runs or is stopping."""
+
+    def sync(self) -> None:
+        """Observe and act: reap exits, restart with backoff, probe, kill after grace."""
+
+    def read_log(self, name: str, *, offset: int, limit: int) -> LogChunk:
+        """Up to `limit` bytes of the engine's log from `offset`; safe from any thread."""
+
+    def close(self, *, grace: float, stop_engines: bool) -> None:
+        """The agent is exiting: stop every engine (waiting up to `grace`), or leave them
+        running for the next agent to adopt."""

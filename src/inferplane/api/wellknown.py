@@ -1,0 +1,44 @@
+"""Label, annotation and finalizer names the control plane, the agents and the CLI share.
+
+They are part of the contract between the control plane and the workload planes, written down
+in docs/workload-planes.md: change one here and every side changes with it.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+DEPLOYMENT_LABEL: Final = "inferplane.dev/deployment"
+"""On a Replica: the name of the Deployment it belongs to (select a deployment's replicas)."""
+
+TEMPLATE_HASH_LABEL: Final = "inferplane.dev/template-hash"
+"""On a Replica: a hash of the replica template it was made from; a spec change changes it."""
+
+MOVE_ANNOTATION: Final = "inferplane.dev/move"
+"""On a Replica: move it elsewhere. `true` is a planned move (a drain): the deployment
+controller starts a replacement and deletes the replica once the replacement is Ready.
+`evict` is a move away from a lost cluster: the replica is deleted as soon as its replacement
+exists."""
+
+MOVE_PLANNED: Final = "true"
+"""MOVE_ANNOTATION value of a planned, make-before-break move."""
+
+MOVE_EVICT: Final = "evict"
+"""MOVE_ANNOTATION value of an eviction from a cluster that is NotReady or gone."""
+
+REPLACES_ANNOTATION: Final = "inferplane.dev/replaces"
+"""On a Replica: the name of the moving replica it was started to replace."""
+
+DRAIN_ANNOTATION: Final = "inferplane.dev/drain"
+"""On a Cluster: `true` moves every replica off it, make-before-break (`inferplane drain`)."""
+
+AGENT_STOP_FINALIZER: Final = "inferplane.dev/agent-stop"
+"""On a Replica: held until the cluster's agent has drained and stopped the engine; the
+control plane removes it itself when the cluster has no live agent."""
+
+RELEASE_DEVICES_FINALIZER: Final = "inferplane.dev/release-devices"
+"""On a Replica: held until the scheduler has released its devices from the Pool, which it
+does only once AGENT_STOP_FINALIZER is gone (the engine no longer holds them)."""
+
+REPLICA_FINALIZERS: Final = (AGENT_STOP_FINALIZER, RELEASE_DEVICES_FINALIZER)
+"""The finalizers every Replica is created with, in this order."""

@@ -1,0 +1,170 @@
+"""`inferplane agent`: run a workload plane's agent on this machine."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from inferplane import clientconfig
+
+Labels = Annotated[
+    str,
+    typer.Option(
+        help="The cluster's labels, e.g. region=eu-west,tier=prod; `region` (and `provider`) "
+        "also set the Cluster's spec.region (spec.provider).",
+        show_default=False,
+    ),
+]
+
+
+def agent(
+    cluster: Annotated[
+        str,
+        typer.Option(help="Name of this workload plane's Cluster; created if it does not exist."),
+    ],
+    control: Annotated[
+        str,
+        typer.Option(envvar="INFERPLANE_SERVER", help="URL of the control plane."),
+    ] = clientconfig.DEFAULT_SERVER,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            envvar="INFERPLANE_TOKEN",
+            help="Token of a fleet-admin API key. Default on a loopback control plane: the "
+            "admin token it wrote in $INFERPLANE_DATA_DIR.",
+            show_default=False,
+        ),
+    ] = None,
+    labels: Labels = "",
+    pool_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="YAML file describing this cluster's pools (see docs/agent.md); without it "
+            "the agent reports the host's CPU and, through nvidia-smi, its GPUs.",
+            show_default=False,
+        ),
+    ] = None,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="Where engine logs and the state file go; an agent restarted with the same "
+            "dir adopts the engines still running. Default: $INFERPLANE_DATA_DIR/agents/CLUSTER.",
+            show_default=False,
+        ),
+    ] = None,
+    host: Annotated[
+        str, typer.Option(help="Address engines listen on and the host of their URLs.")
+    ] = "127.0.0.1",
+    heartbeat: Annotated[float, typer.Option(help="Seconds between heartbeats.", min=0.1)] = 5.0,
+    load_interval: Annotated[
+        float, typer.Option(help="Seconds between scrapes of each engine's /metrics.", min=0.1)
+    ] = 5.0,
+    drain_grace: Annotated[
+        float, typer.Option(help="Seconds a stopping engine may drain before it is killed.")
+    ] = 30.0,
+    keep_engines_on_exit: Annotated[
+        bool,
+        typer.Option(
+            help="Leave engines running when the agent exits (for an upgrade: the next agent "
+            "on the same --data-dir adopts them). By default they stop with the agent."
+        ),
+    ] = False,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+) -> None:
+    """Run the agent of a workload plane: join the fleet as CLUSTER, report its pools, and
+    run the replicas the scheduler binds to it as engine processes on this machine.
+
+    Every connection is outbound, so an agent behind NAT works. If the control plane is
+    unreachable, replicas keep running and serving; the agent catches up when it returns.
+
+    Examples:
+
+    inferplane agent --cluster laptop
+    inferplane agent --control https://cp.example.com --token $TOKEN --cluster eu-1 --labels region=eu-west,tier=prod
+    inferplane agent --cluster h100-a --pool-file pools.yaml --host 10.0.0.5
+    """  # noqa: E501
+    from inferplane import logs
+    from inferplane.agent import agent as agent_mod
+    from inferplane.agent import discovery
+    from inferplane.agent.runtime import process
+
+    token = token or _local_token(control)
+    if not token:
+        typer.echo("error: give a fleet-admin token with --token or $INFERPLANE_TOKEN", err=True)
+        raise typer.Exit(1)
+    settings = agent_mod.AgentSettings(
+        control=control,
+        token=token,
+        cluster=_cluster_name(cluster),
+        labels=parse_labels(labels),
+        data_dir=(data_dir or clientconfig.data_dir() / "agents" / cluster).expanduser(),
+        host=host,
+        heartbeat_seconds=heartbeat,
+        load_seconds=load_interval,
+        drain_grace_seconds=drain_grace,
+        stop_engines_on_exit=not keep_engines_on_exit,
+    )
+    try:
+        pools = discovery.plans(pool_file, cluster=settings.cluster)
+    except discovery.PoolFileError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    logs.configure(log_level)
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request is noise here
+    runtime = process.ProcessRuntime(
+        process.ProcessSettings(settings.data_dir, die_with_agent=not keep_engines_on_exit)
+    )
+    stop = threading.Event()
+    _stop_on_signals(stop)
+    agent_mod.Agent(settings, runtime, pools).run(stop)
+
+
+def _local_token(control: str) -> str | None:
+    from urllib.parse import urlsplit
+
+    local = (urlsplit(control).hostname or "") in clientconfig.LOOPBACK_HOSTS
+    return clientconfig.local_admin_token() if local else None
+
+
+def _cluster_name(name: str) -> str:
+    from inferplane.api import meta
+
+    try:
+        return meta.check_dns_label(name)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--cluster") from exc
+
+
+def parse_labels(text: str) -> dict[str, str]:
+    """`region=eu-west,tier=prod` as a dict of valid Kubernetes labels."""
+    from inferplane.api import meta
+
+    labels = {}
+    for item in (part.strip() for part in text.split(",")):
+        if not item:
+            continue
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise typer.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="--labels")
+        labels[key.strip()] = value.strip()
+    try:
+        return meta.check_labels(labels)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--labels") from exc
+
+
+def _stop_on_signals(stop: threading.Event) -> None:
+    def on_signal(signum: int, frame: object) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+
+def register(app: typer.Typer) -> None:
+    app.command(rich_help_panel="Run")(agent)

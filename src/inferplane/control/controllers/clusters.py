@@ -1,0 +1,250 @@
+"""Cluster controller: heartbeat health, eviction from lost clusters, and drains.
+
+Health. The agent heartbeats by writing status.lastHeartbeatTime (and phase Ready, or
+Cordoned). This controller notes, on its own clock, when it last saw that value change; a
+Ready or Cordoned cluster not heard from for spec.heartbeatGraceSeconds becomes NotReady
+(condition Ready=False, Warning Event). Measuring on the controller's clock keeps an agent
+with a skewed clock from flapping, and a control plane that was down (so no agent could
+heartbeat) gives every cluster a full grace period when it comes back.
+
+Eviction. A cluster NotReady for spec.evictionGraceSeconds, or deleted, has its replicas
+marked `inferplane.dev/move: evict`: the deployment controller starts each replacement first
+and then deletes the old replica, whose agent finalizer the scheduling controller removes
+(there is no agent to wait for).
+
+Drain. A cluster annotated `inferplane.dev/drain: "true"` (`inferplane drain`, which also
+cordons it) has its replicas marked `inferplane.dev/move: "true"`: make-before-break, the
+old replica goes only once its replacement is Ready. Condition Drained says how far it got.
+Replicas no deployment owns cannot be replaced and are deleted outright.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from inferplane.api import fleet, wellknown
+from inferplane.api.meta import Condition
+from inferplane.control.runtime.controller import Key, Result, Watch
+from inferplane.control.runtime.events import EventRecorder, EventType
+from inferplane.control.runtime.objects import Clock, Objects, utcnow
+
+LIVE_PHASES = ("Ready", "Cordoned")
+RECHECK_SLACK = 0.05
+"""Seconds added to a computed deadline so the recheck lands after it, not just before."""
+
+
+# -- decisions (pure) ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Health:
+    """What the heartbeat says: the status to store and the Event to record, if any."""
+
+    status: fleet.ClusterStatus
+    event: tuple[EventType, str, str] | None
+    recheck_after: float | None
+    """Seconds until the heartbeat goes stale, when it is fresh now."""
+
+
+def assess(cluster: fleet.Cluster, *, heard: datetime | None, now: datetime) -> Health:
+    """The cluster's health at `now`, given when its last heartbeat was seen (`heard`)."""
+    status = cluster.status.model_copy(deep=True)
+    grace = cluster.spec.heartbeatGraceSeconds
+    if status.phase not in LIVE_PHASES:
+        if status.phase == "NotReady":
+            _set_ready(status, False, now=now, grace=grace)
+        return Health(status, None, None)
+    silent = math.inf if heard is None else (now - heard).total_seconds()
+    if silent > grace:
+        status.phase = "NotReady"
+        _set_ready(status, False, now=now, grace=grace)
+        message = f"no heartbeat from the agent for more than {grace:g}s"
+        return Health(status, ("Warning", "ClusterNotReady", message), None)
+    status.phase = "Cordoned" if cluster.spec.cordoned else "Ready"
+    changed = _set_ready(status, True, now=now, grace=grace)
+    event: tuple[EventType, str, str] | None = None
+    if changed:
+        event = ("Normal", "ClusterReady", "the agent is heartbeating")
+    return Health(status, event, grace - silent + RECHECK_SLACK)
+
+
+def _set_ready(status: fleet.ClusterStatus, ready: bool, *, now: datetime, grace: float) -> bool:
+    before = status.condition("Ready")
+    condition = Condition(
+        type="Ready",
+        status="True" if ready else "False",
+        reason="AgentHeartbeat" if ready else "HeartbeatMissed",
+        message="the agent is heartbeating"
+        if ready
+        else f"no heartbeat from the agent for more than {grace:g}s",
+    )
+    status.set_condition(condition, now=now)
+    return before is None or before.status != condition.status
+
+
+def eviction_time(cluster: fleet.Cluster, *, watched_since: datetime) -> datetime | None:
+    """When a NotReady cluster's replicas are to be re-placed; None while it is not NotReady.
+
+    The grace runs from when the cluster became NotReady, but never from before this
+    controller started watching it (a restarted control plane gives agents time to return).
+    """
+    if cluster.status.phase != "NotReady":
+        return None
+    condition = cluster.status.condition("Ready")
+    since = condition.lastTransitionTime if condition is not None else None
+    start = max(_aware(since), watched_since) if since is not None else watched_since
+    return start + timedelta(seconds=cluster.spec.evictionGraceSeconds)
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+# -- the controller -----------------------------------------------------------------------------
+
+
+class ClusterController:
+    name = "clusters"
+    kind = "Cluster"
+
+    def __init__(self, objects: Objects, recorder: EventRecorder, *, clock: Clock = utcnow) -> None:
+        self._objects = objects
+        self._recorder = recorder
+        self._clock = clock
+        self._heard: dict[str, tuple[str | None, datetime]] = {}
+        """Per cluster: the last heartbeat value seen, and when (our clock) it was seen."""
+        self._watched_since: dict[str, datetime] = {}
+        self._attention: set[str] = set()
+        """Clusters whose replicas matter to us now: draining, NotReady or deleted."""
+        self.watches = [Watch("Replica", self._cluster_of_replica)]
+
+    async def _cluster_of_replica(self, replica: dict[str, Any]) -> list[Key]:
+        cluster = replica["spec"].get("cluster")
+        return [Key("", cluster)] if cluster in self._attention else []
+
+    async def reconcile(self, key: Key) -> Result:
+        name = key.name
+        now = self._clock()
+        obj = await self._objects.get("Cluster", "", name)
+        if obj is None:
+            self._heard.pop(name, None)
+            self._watched_since.pop(name, None)
+            moved = await self._evict(name, None, why=f"cluster {name} was deleted")
+            if moved:
+                self._attention.add(name)
+            else:
+                self._attention.discard(name)
+            return Result()
+        self._watched_since.setdefault(name, now)
+        cluster = fleet.Cluster.model_validate(obj)
+        health = assess(cluster, heard=self._observe(cluster, now), now=now)
+        draining = obj["metadata"].get("annotations", {}).get(wellknown.DRAIN_ANNOTATION) == "true"
+        if not draining:  # uncordoned: a drain's condition no longer applies
+            health.status.conditions = [c for c in health.status.conditions if c.type != "Drained"]
+        obj = await self._objects.write_status(obj, _dump(health.status))
+        if health.event is not None:
+            await self._event(obj, *health.event)
+        cluster = fleet.Cluster.model_validate(obj)
+        recheck = health.recheck_after
+        self._attention.discard(name)
+        evict_at = eviction_time(cluster, watched_since=self._watched_since[name])
+        if evict_at is not None:
+            self._attention.add(name)
+            if now >= evict_at:
+                grace = cluster.spec.evictionGraceSeconds
+                await self._evict(name, obj, why=f"cluster {name} is NotReady for over {grace:g}s")
+            else:
+                recheck = _earliest(recheck, (evict_at - now).total_seconds() + RECHECK_SLACK)
+        if draining:
+            self._attention.add(name)
+            await self._drain(obj)
+        return Result(requeue_after=recheck)
+
+    def _observe(self, cluster: fleet.Cluster, now: datetime) -> datetime | None:
+        """When (our clock) the cluster's current heartbeat value was first seen."""
+        beat = cluster.status.lastHeartbeatTime
+        value = beat.isoformat() if beat is not None else None
+        seen = self._heard.get(cluster.metadata.name)
+        if seen is None or seen[0] != value:
+            seen = self._heard[cluster.metadata.name] = (value, now)
+        return seen[1] if value is not None else None
+
+    async def _replicas_on(self, cluster: str) -> list[dict[str, Any]]:
+        listed = await self._objects.list("Replica")
+        return [r for r in listed if r["spec"].get("cluster") == cluster]
+
+    async def _evict(self, name: str, cluster: dict[str, Any] | None, *, why: str) -> int:
+        """Mark every replica on the cluster for eviction; how many are still there."""
+        on = await self._replicas_on(name)
+        marked = 0
+        for replica in on:
+            if replica["metadata"].get("deletionTimestamp"):
+                continue
+            if await self._move(replica, wellknown.MOVE_EVICT, why=why):
+                marked += 1
+        if marked and cluster is not None:
+            await self._event(cluster, "Warning", "EvictingReplicas", f"{why}: re-placing replicas")
+        return len(on)
+
+    async def _drain(self, cluster: dict[str, Any]) -> None:
+        name = cluster["metadata"]["name"]
+        on = await self._replicas_on(name)
+        for replica in on:
+            if not replica["metadata"].get("deletionTimestamp"):
+                await self._move(replica, wellknown.MOVE_PLANNED, why=f"cluster {name} is drained")
+        status = fleet.ClusterStatus.model_validate(cluster.get("status") or {})
+        done = not on
+        condition = Condition(
+            type="Drained",
+            status="True" if done else "False",
+            reason="Drained" if done else "MovingReplicas",
+            message="no replica left on the cluster"
+            if done
+            else f"{len(on)} replicas left to move off the cluster",
+        )
+        before = status.condition("Drained")
+        status.set_condition(condition, now=self._clock())
+        stored = await self._objects.write_status(cluster, _dump(status))
+        if done and (before is None or before.status != "True"):
+            await self._event(stored, "Normal", "Drained", "every replica moved off the cluster")
+
+    async def _move(self, replica: dict[str, Any], how: str, *, why: str) -> bool:
+        """Annotate the replica to move (or delete it when nothing owns it); False when it
+        was marked already."""
+        meta = replica["metadata"]
+        annotations = meta.get("annotations") or {}
+        if annotations.get(wellknown.MOVE_ANNOTATION) in (how, wellknown.MOVE_EVICT):
+            return False
+        if not await self._owned(replica):
+            await self._objects.delete("Replica", meta["namespace"], meta["name"])
+            await self._event(replica, "Warning", "Deleted", f"{why}; no deployment replaces it")
+            return True
+        updated = copy.deepcopy(replica)
+        updated["metadata"]["annotations"] = {**annotations, wellknown.MOVE_ANNOTATION: how}
+        stored = await self._objects.update(updated)
+        reason = "Evicted" if how == wellknown.MOVE_EVICT else "Moving"
+        await self._event(stored, "Normal", reason, f"{why}: starting a replacement elsewhere")
+        return True
+
+    async def _owned(self, replica: dict[str, Any]) -> bool:
+        meta = replica["metadata"]
+        refs = [r for r in meta.get("ownerReferences") or [] if r.get("kind") == "Deployment"]
+        if not refs:
+            return False
+        owner = await self._objects.get("Deployment", meta["namespace"], refs[0]["name"])
+        return owner is not None and owner["metadata"]["uid"] == refs[0].get("uid")
+
+    async def _event(self, obj: dict[str, Any], type_: EventType, reason: str, text: str) -> None:
+        await self._recorder.emit(obj, type_, reason, text, now=self._clock())
+
+
+def _earliest(a: float | None, b: float) -> float:
+    return b if a is None else min(a, b)
+
+
+def _dump(status: fleet.ClusterStatus) -> dict[str, Any]:
+    return status.model_dump(mode="json", exclude_none=True)

@@ -1,0 +1,87 @@
+"""Load from /metrics: gauges as read, counters and histograms as rates between scrapes."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from inferplane.agent import load, recipes
+
+# What the reference engine (and vLLM) answer at /metrics, cut down.
+VLLM_TEXT = """\
+# HELP vllm:num_requests_running Requests in the running batch.
+# TYPE vllm:num_requests_running gauge
+vllm:num_requests_running{model_name="tiny"} 3.0
+vllm:num_requests_waiting{model_name="tiny"} 1.0
+vllm:kv_cache_usage_perc{model_name="tiny"} 0.25
+# TYPE vllm:time_to_first_token_seconds histogram
+vllm:time_to_first_token_seconds_bucket{le="0.1",model_name="tiny"} 4.0
+vllm:time_to_first_token_seconds_bucket{le="+Inf",model_name="tiny"} 10.0
+vllm:time_to_first_token_seconds_count{model_name="tiny"} 10.0
+vllm:time_to_first_token_seconds_sum{model_name="tiny"} 2.0
+vllm:prompt_tokens_total{model_name="tiny"} 1000.0
+vllm:generation_tokens_total{model_name="tiny"} 500.0
+vllm:request_success_total{finished_reason="stop",model_name="tiny"} 6.0
+vllm:request_success_total{finished_reason="length",model_name="tiny"} 4.0
+vllm:request_success_created{finished_reason="stop",model_name="tiny"} 1.7e+09
+"""
+
+LATER_TEXT = """\
+vllm:num_requests_running{model_name="tiny"} 3.0
+vllm:num_requests_waiting{model_name="tiny"} 1.0
+vllm:kv_cache_usage_perc{model_name="tiny"} 0.25
+vllm:time_to_first_token_seconds_count{model_name="tiny"} 14.0
+vllm:time_to_first_token_seconds_sum{model_name="tiny"} 3.0
+vllm:prompt_tokens_total{model_name="tiny"} 1400.0
+vllm:generation_tokens_total{model_name="tiny"} 700.0
+vllm:request_success_total{finished_reason="stop",model_name="tiny"} 10.0
+vllm:request_success_total{finished_reason="length",model_name="tiny"} 4.0
+"""
+
+T0 = datetime(2025, 1, 1, tzinfo=UTC)
+
+
+def test_parse_sums_label_sets_and_reads_tricky_labels() -> None:
+    metrics = load.parse(VLLM_TEXT)
+    assert metrics["vllm:num_requests_running"] == 3.0
+    assert metrics["vllm:request_success_total"] == 10.0
+    tricky = 'x{path="/a b}c",q="say \\"hi\\""} 7 1700000000000\ny 2\nz{a="1"} NaN\nbad'
+    assert load.parse(tricky) == {"x": 7.0, "y": 2.0}
+
+
+def test_the_first_scrape_gives_the_gauges() -> None:
+    sample = load.sample(load.parse(VLLM_TEXT), recipes.VLLM_METRICS, at=0.0, observed=T0)
+    first = load.load_between(None, sample)
+    assert (first.running, first.waiting, first.kvCacheUsage) == (3, 1, 0.25)
+    assert first.ttftSeconds is None and first.generationTokensPerSecond == 0.0
+    assert first.observedTime == T0
+
+
+def test_two_scrapes_give_rates_and_the_mean_ttft_between_them() -> None:
+    names = recipes.VLLM_METRICS
+    before = load.sample(load.parse(VLLM_TEXT), names, at=100.0, observed=T0)
+    after = load.sample(load.parse(LATER_TEXT), names, at=104.0, observed=T0)
+    measured = load.load_between(before, after)
+    assert measured.ttftSeconds == pytest.approx(0.25)  # 1 s over 4 first tokens
+    assert measured.promptTokensPerSecond == pytest.approx(100.0)
+    assert measured.generationTokensPerSecond == pytest.approx(50.0)
+    assert measured.requestsPerSecond == pytest.approx(1.0)
+
+
+def test_a_restarted_engine_resets_its_counters_without_negative_rates() -> None:
+    names = recipes.VLLM_METRICS
+    before = load.sample(load.parse(LATER_TEXT), names, at=100.0, observed=T0)
+    after = load.sample(load.parse(VLLM_TEXT), names, at=110.0, observed=T0)
+    measured = load.load_between(before, after)
+    assert measured.promptTokensPerSecond == pytest.approx(100.0)  # 1000 since the reset
+    assert measured.requestsPerSecond >= 0.0
+
+
+def test_other_engines_names_map_through_their_recipes() -> None:
+    text = "sglang:num_running_reqs 2\nsglang:num_queue_reqs 5\nsglang:token_usage 0.5\n"
+    sample = load.sample(load.parse(text), recipes.SGLANG_METRICS, at=0.0, observed=T0)
+    measured = load.load_between(None, sample)
+    assert (measured.running, measured.waiting, measured.kvCacheUsage) == (2, 5, 0.5)
+    missing = load.sample({}, recipes.TGI_METRICS, at=0.0, observed=T0)
+    assert load.load_between(None, missing).running == 0
