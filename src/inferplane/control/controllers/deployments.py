@@ -17,10 +17,11 @@ from typing import Any
 from inferplane import logs
 from inferplane.api import deployments, models, replicas, wellknown
 from inferplane.api.meta import Condition
-from inferplane.control.controllers import rollouts, templates
+from inferplane.control.controllers import templates
 from inferplane.control.runtime.controller import Key, Result, Watch
 from inferplane.control.runtime.events import EventRecorder, EventType
 from inferplane.control.runtime.objects import Clock, Objects, utcnow
+from inferplane.policy import rollouts
 from inferplane.store import base as store_base
 
 log = logging.getLogger(__name__)

@@ -13,8 +13,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from inferplane.api import deployments, wellknown
-from inferplane.control.controllers import rollouts
-from inferplane.control.controllers.rollouts import ReplicaView
+from inferplane.policy import rollouts
+from inferplane.policy.rollouts import ReplicaView
 
 ROLLING = deployments.RolloutSpec()
 
