@@ -8,8 +8,11 @@ same seed on the same machine gives the same folder.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import math
+import shutil
+import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -199,9 +202,32 @@ def _write(
     (path / DONE_MARKER).write_text("ok\n")
 
 
+def demo_path(data_dir: Path, spec: DemoSpec) -> Path:
+    """Where `ensure_demo` keeps the demo folder for `spec`."""
+    return data_dir / "models" / f"demo-seed{spec.seed}-steps{spec.steps}"
+
+
 def ensure_demo(data_dir: Path, spec: DemoSpec, *, progress: Progress = lambda *_: None) -> Path:
-    """The cached demo folder for `spec` under the data dir, built on first use."""
-    path = data_dir / "models" / f"demo-seed{spec.seed}-steps{spec.steps}"
+    """The cached demo folder for `spec` under the data dir, built on first use.
+
+    Safe to call from several processes at once (two engines of `inferplane up`, say): one
+    builds under a lock while the others wait and then reuse it, and the folder appears whole
+    — built aside, then renamed — so an interrupted build never passes for a finished one.
+    """
+    path = demo_path(data_dir, spec)
     if (path / DONE_MARKER).exists():
         return path
-    return create_demo(path, spec, progress=progress)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with (path.parent / f".{path.name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if (path / DONE_MARKER).exists():
+            return path
+        scratch = Path(tempfile.mkdtemp(prefix=f".{path.name}-", dir=path.parent))
+        try:
+            create_demo(scratch / "model", spec, progress=progress)
+            if path.exists():
+                shutil.rmtree(path)  # left by a build interrupted before builds were atomic
+            (scratch / "model").rename(path)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+    return path

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import os
 from pathlib import Path
 
 import torch
@@ -40,3 +42,26 @@ def test_ensure_demo_reuses_the_cached_folder(tmp_path: Path) -> None:
     stamp = (path / "model.safetensors").stat().st_mtime_ns
     assert demo.ensure_demo(tmp_path, TINY) == path
     assert (path / "model.safetensors").stat().st_mtime_ns == stamp
+
+
+def _note_trainer(log: Path, step: int, total: int, loss: float) -> None:
+    with log.open("a") as out:
+        out.write(f"{os.getpid()}\n")
+
+
+def test_concurrent_builds_train_once_and_make_one_whole_folder(tmp_path: Path) -> None:
+    """Two processes asking at once (the two engines of `inferplane up`): one trains, the
+    other waits for it and reuses the folder, which is never seen half-written."""
+    import multiprocessing
+
+    log = tmp_path / "trainers.log"
+    progress = functools.partial(_note_trainer, log)
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(2) as pool:
+        calls = [(tmp_path, TINY), (tmp_path, TINY)]
+        paths = pool.starmap(functools.partial(demo.ensure_demo, progress=progress), calls)
+    assert paths[0] == paths[1] == demo.demo_path(tmp_path, TINY)
+    assert (paths[0] / demo.DONE_MARKER).exists()
+    assert len(set(log.read_text().split())) == 1, "only one process trained"
+    folders = [p.name for p in (tmp_path / "models").iterdir() if not p.name.endswith(".lock")]
+    assert folders == [paths[0].name]
