@@ -1,91 +1,172 @@
-"""`inferplane up`: start the system's processes as children, wait for them, stop them together."""
+"""`inferplane up`: start the system's processes as children, wait for them, stop them together.
+
+Each child runs in a session of its own, so a Ctrl-C in the terminal reaches only `up`, which
+then stops the children one by one in reverse order (the agents, which stop their engines,
+then the control plane last). On Linux each child is also told to die with `up`
+(`PR_SET_PDEATHSIG`), so a killed `up` leaves nothing behind either.
+"""
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 import httpx
+
+Readiness = Callable[[], bool]
+"""Answers whether a started child is ready; called repeatedly until it says yes."""
+
+_PR_SET_PDEATHSIG = 1
+
+
+def http_ready(url: str) -> Readiness:
+    """Ready when GET `url` answers 200."""
+
+    def check() -> bool:
+        try:
+            return httpx.get(url, timeout=1.0).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    return check
 
 
 @dataclass
 class Child:
     name: str
     args: list[str]
-    ready_url: str
+    ready: Readiness | None = None
+    """None: ready as soon as it runs."""
+    env: dict[str, str] = field(default_factory=dict)
+    """Added to the supervisor's environment."""
+    log_path: Path | None = None
+    """Where stdout and stderr go; None: the supervisor's own."""
+    stop_grace: float = 10.0
+    """Seconds between SIGTERM and SIGKILL."""
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     def start(self, env: dict[str, str]) -> None:
         command = [sys.executable, "-m", "inferplane", *self.args]
-        self.process = subprocess.Popen(command, env=env)
+        log: IO[bytes] | None = None
+        if self.log_path is not None:
+            self.log_path.parent.mkdir(parents=True, exist_ok=True)
+            log = self.log_path.open("ab")
+        try:
+            self.process = subprocess.Popen(
+                command,
+                env={**env, **self.env},
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT if log is not None else None,
+                start_new_session=True,
+                preexec_fn=_die_with(os.getpid()),
+            )
+        finally:
+            if log is not None:
+                log.close()
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
 
     def wait_ready(self, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self.process is not None and self.process.poll() is not None:
+            if not self.running:
                 return False
-            try:
-                if httpx.get(self.ready_url, timeout=1.0).status_code == 200:
-                    return True
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
+            if self.ready is None or self.ready():
+                return True
+            time.sleep(0.2)
         return False
+
+    def stop(self) -> int:
+        """SIGTERM, then SIGKILL after stop_grace; the exit status as `up` reports it (0 for a
+        child that had already exited: `Supervisor.wait` reported it then)."""
+        if self.process is None or self.process.poll() is not None:
+            return 0
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=self.stop_grace)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        return _exit_code(self.process.returncode)
 
 
 @dataclass
 class Supervisor:
     children: list[Child]
     data_dir: Path
+    started: list[Child] = field(default_factory=list)
+
+    def environment(self) -> dict[str, str]:
+        return {**os.environ, "INFERPLANE_DATA_DIR": str(self.data_dir)}
 
     def start(self, *, timeout: float = 30.0) -> list[Child]:
         """Start every child in order; return those that did not become ready."""
-        env = {**os.environ, "INFERPLANE_DATA_DIR": str(self.data_dir)}
-        failed = []
-        for child in self.children:
-            child.start(env)
-            if not child.wait_ready(timeout):
-                failed.append(child)
-        return failed
+        return [child for child in self.children if not self.start_one(child, timeout=timeout)]
 
-    def wait(self) -> int:
-        """Block until a child exits or we are told to stop; then stop the rest."""
-        stop = False
+    def start_one(self, child: Child, *, timeout: float = 30.0) -> bool:
+        """Start one child (it joins those stopped by `stop`); whether it became ready."""
+        if child not in self.children:
+            self.children.append(child)
+        child.start(self.environment())
+        self.started.append(child)
+        return child.wait_ready(timeout)
 
-        def on_signal(signum: int, frame: object) -> None:
-            nonlocal stop
-            stop = True
+    def wait(self, *, on_exit: Callable[[Child], None] = lambda _: None) -> None:
+        """Block until SIGINT or SIGTERM (raised as KeyboardInterrupt) or until every child has
+        exited. A child that exits is reported to `on_exit`; the others keep running (a lost
+        agent's replicas move to the other plane; without the control plane, replicas keep
+        serving)."""
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
+        reported: set[int] = set()
+        try:
+            while True:
+                for child in self.started:
+                    if not child.running and id(child) not in reported:
+                        reported.add(id(child))
+                        on_exit(child)
+                if len(reported) == len(self.started):
+                    return
+                time.sleep(0.2)
+        except KeyboardInterrupt:
+            return
 
-        signal.signal(signal.SIGTERM, on_signal)
-        signal.signal(signal.SIGINT, on_signal)
-        while not stop:
-            for child in self.children:
-                if child.process is not None and child.process.poll() is not None:
-                    stop = True
-            time.sleep(0.2)
-        return self.stop()
-
-    def stop(self, *, grace: float = 10.0) -> int:
-        for child in reversed(self.children):
-            if child.process is not None and child.process.poll() is None:
-                child.process.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + grace
+    def stop(self) -> int:
+        """Stop the children in reverse order, each fully before the next; the first failure."""
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         code = 0
-        for child in reversed(self.children):
-            if child.process is None:
-                continue
-            try:
-                child.process.wait(timeout=max(deadline - time.monotonic(), 0.1))
-            except subprocess.TimeoutExpired:
-                child.process.kill()
-                child.process.wait()
-            code = code or _exit_code(child.process.returncode)
+        for child in reversed(self.started):
+            code = code or child.stop()
         return code
+
+
+def _die_with(parent: int) -> Callable[[], None] | None:
+    """A pre-exec hook that has the kernel SIGTERM the child when `up` dies (Linux)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    libc_name = ctypes.util.find_library("c")
+    if libc_name is None:
+        return None
+    libc = ctypes.CDLL(libc_name, use_errno=True)
+
+    def hook() -> None:
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:
+            os._exit(1)
+
+    return hook
 
 
 def _exit_code(returncode: int | None) -> int:

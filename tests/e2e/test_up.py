@@ -1,57 +1,94 @@
-"""`inferplane up` as `make run` starts it: ready, usable by the CLI, stopped by Ctrl-C."""
+"""`inferplane up` as `make run` starts it: the control plane, two workload planes and the
+demo deployment, an endpoint that answers the openai client, stopped by Ctrl-C with nothing
+left behind."""
 
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import httpx
 import pytest
 
-from tests.support.control import free_port
+from tests.support import up_process
+from tests.support.engine_process import wait_for
+from tests.support.up_process import UpProcess
 
 pytestmark = pytest.mark.integration
 
 
-def test_up_serves_the_control_plane_and_stops_on_sigint(tmp_path: Path) -> None:
-    port = free_port()
-    env = {**os.environ, "INFERPLANE_DATA_DIR": str(tmp_path)}
-    command = [sys.executable, "-m", "inferplane", "up", "--port", str(port)]
-    process = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
+@pytest.mark.timeout(300)
+def test_up_serves_the_demo_on_two_planes_and_stops_on_sigint(tmp_path: Path) -> None:
+    up = UpProcess(tmp_path)
+    up.start()
+    pids: set[int] = set()
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert process.poll() is None, process.stderr.read() if process.stderr else ""
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=0.5).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "up never became ready"
-            time.sleep(0.1)
-        cli_env = {**env, "INFERPLANE_SERVER": f"http://127.0.0.1:{port}"}
-        cli_env.pop("INFERPLANE_TOKEN", None)
-        cli_env["INFERPLANE_CONFIG"] = str(tmp_path / "no-config")
+        endpoint = up.endpoint()
+        assert up_process.complete(endpoint)
+        with up.client() as client:
+            ready = up_process.ready_replicas(client)
+            assert len(ready) == 2
+            assert {r["spec"]["cluster"] for r in ready} == {"local-a", "local-b"}
+            assert endpoint in {r["status"]["url"].rstrip("/") for r in ready}
+            assert client.get("Service", "demo", namespace="default")["spec"]["routes"]
+        pids = up.descendants()
+        commands = [up_process.cmdline(pid) for pid in pids]
+        assert sum(" agent " in c for c in commands) == 2
+        assert sum(" engine " in c for c in commands) == 2
+        assert sum(" control " in c for c in commands) == 1
+        # The CLI on the same machine finds the control plane's admin token by itself.
+        env = {**up.env, "INFERPLANE_SERVER": up.url}
         listed = subprocess.run(
             [sys.executable, "-m", "inferplane", "get", "clusters"],
-            env=cli_env,
+            env=env,
             capture_output=True,
             text=True,
-            timeout=30,
+            timeout=60,
         )
         assert listed.returncode == 0, listed.stderr
-        assert "No resources found" in listed.stderr
+        assert "local-a" in listed.stdout and "local-b" in listed.stdout
+        code = up.interrupt()
+        assert code == 0, up.output()
+        wait_for(lambda: not up_process.alive(pids), timeout=30, what="every child gone")
     finally:
-        process.send_signal(signal.SIGINT)
-        _, stderr = process.communicate(timeout=20)
-    assert process.returncode == 0, stderr
-    assert "inferplane is up" in stderr
-    assert (tmp_path / "admin-token").exists()
+        up.kill_all(pids)
+    out = up.output()
+    assert "inferplane is up" in out
+    assert "curl -s" in out and "from openai import OpenAI" in out
+    assert "stopped." in out
+
+
+@pytest.mark.timeout(300)
+def test_up_again_on_the_same_data_dir_reuses_everything(tmp_path: Path) -> None:
+    first = UpProcess(tmp_path)
+    first.start()
+    pids: set[int] = set()
+    try:
+        first.endpoint()
+        with first.client() as client:
+            names = [r["metadata"]["name"] for r in up_process.replicas(client)]
+        pids = first.descendants()
+        assert first.interrupt() == 0, first.output()
+        wait_for(lambda: not up_process.alive(pids), timeout=30, what="every child gone")
+    finally:
+        first.kill_all(pids)
+    second = UpProcess(tmp_path)
+    second.start()
+    try:
+        assert up_process.complete(second.endpoint())
+        with second.client() as client:
+            assert len(up_process.replicas(client)) == 2
+            assert len(client.list("Deployment", namespace="default").items) == 1
+            assert len(client.list("Cluster").items) == 2
+            kept = [r["metadata"]["name"] for r in up_process.replicas(client)]
+        assert kept == names
+        pids = second.descendants()
+        assert second.interrupt() == 0, second.output()
+        wait_for(lambda: not up_process.alive(pids), timeout=30, what="every child gone")
+    finally:
+        second.kill_all(pids)
 
 
 def test_up_refuses_a_port_in_use(tmp_path: Path) -> None:

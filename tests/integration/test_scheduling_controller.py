@@ -119,3 +119,29 @@ def _check_books(client: api_client.Client, namespace: str, pool: str, *, expect
     )
     assert all(count == 1 for count in claimed.values()), "a device was given twice"
     assert set(claimed) == set(held) and len(held) == expected
+
+
+def test_replicas_created_together_spread_across_regions(
+    control: ControlProcess, namespace: str
+) -> None:
+    """Soft preferences hold for replicas decided at the same moment: each decision sees
+    the bindings before it (they used to be decided concurrently and both saw none)."""
+    agents = [
+        {"cluster": "east", "labels": {"region": "east"}, "pools": [gpu_pool("gpu", gpus=8)]},
+        {"cluster": "west", "labels": {"region": "west"}, "pools": [gpu_pool("gpu", gpus=8)]},
+    ]
+    placement = {
+        "clusterSelector": {"matchLabels": {"test": namespace}},
+        "strategy": "spread",
+        "spreadLabel": "region",
+    }
+    with fleet(control, namespace, *agents), _client(control, namespace) as client:
+        client.create(deployment_of(namespace, replicas=4, placement=placement))
+
+        def bound() -> list[dict[str, Any]] | None:
+            found = live(client.list("Replica", namespace=namespace).items)
+            return found if len(found) == 4 and all(r["spec"].get("pool") for r in found) else None
+
+        placed = wait_for("4 replicas bound", bound)
+    clusters = Counter(r["spec"]["cluster"] for r in placed)
+    assert clusters == {f"{namespace}-east": 2, f"{namespace}-west": 2}

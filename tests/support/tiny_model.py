@@ -63,3 +63,12 @@ def _write_tokenizer(path: Path) -> None:
     bpe.save(str(path / "tokenizer.json"))
     config = {"eos_token": "</s>", "chat_template": CHAT_TEMPLATE}
     (path / "tokenizer_config.json").write_text(json.dumps(config))
+
+
+def prebuilt_demo(data_dir: Path) -> Path:
+    """Put a TINY_DEMO folder where `inferplane engine --model demo` and `inferplane up`
+    look for the full demo model in `data_dir`, so that tests skip minutes of training."""
+    path = data_dir / "models" / f"demo-seed0-steps{demo.DemoSpec().steps}"
+    if not (path / demo.DONE_MARKER).exists():
+        demo.create_demo(path, TINY_DEMO)
+    return path

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.panel import Panel
+from rich.table import Table
 
+from inferplane.api.meta import API_VERSION
 from inferplane.control.settings import DEFAULT_PORT, default_data_dir
 
 DataDir = Annotated[
@@ -75,19 +79,56 @@ def control(
 def up(
     data_dir: DataDir = default_data_dir(),
     port: Port = DEFAULT_PORT,
+    replicas: Annotated[int, typer.Option(help="Replicas of the demo deployment.", min=0)] = 2,
+    heartbeat_grace: Annotated[
+        float | None,
+        typer.Option(
+            help="Set the local clusters' spec.heartbeatGraceSeconds (seconds without a "
+            "heartbeat before a cluster is NotReady); the agents heartbeat 4 times as often. "
+            "Default: leave the clusters' setting (30 s on a new cluster).",
+            min=0.5,
+            show_default=False,
+        ),
+    ] = None,
+    eviction_grace: Annotated[
+        float | None,
+        typer.Option(
+            help="Set the local clusters' spec.evictionGraceSeconds (seconds NotReady before "
+            "their replicas are re-placed). Default: leave the clusters' setting (120 s).",
+            min=0,
+            show_default=False,
+        ),
+    ] = None,
+    ready_timeout: Annotated[
+        float, typer.Option(help="Seconds to wait for each process and for the replicas.")
+    ] = 600.0,
     log_level: LogLevel = "warning",
 ) -> None:
-    """Run the whole system on this machine with embedded defaults (SQLite store).
+    """Run the whole system on this machine: the control plane (SQLite store), two local
+    workload planes (agents of clusters local-a, region=local-east, and local-b,
+    region=local-west), and a demo Deployment of the reference engine serving the demo model,
+    two replicas spread across the two planes, with a Service `demo`.
 
-    Today this starts the control plane; the agent, gateway and reference engine join it as
-    their issues land. Stop with Ctrl-C: every child is stopped gracefully.
+    The demo model is built once into DATA_DIR/models (a few minutes on a laptop, with a
+    progress bar), then reused. A live table shows the replicas while they start; once they
+    are Ready, `up` prints a replica's endpoint, an API key and ready-to-paste curl and
+    openai snippets. Until the gateway exists, the endpoint is a replica's own engine.
+    Re-running on the same data dir reuses what is there (the objects are applied, not
+    duplicated). Logs: DATA_DIR/logs (processes) and DATA_DIR/agents/CLUSTER (engines).
+
+    Stop with Ctrl-C (or SIGTERM): the agents stop their engines, then the control plane
+    stops; nothing is left running. An agent or the control plane that dies is reported and
+    the rest keep running: replicas keep serving without the control plane, and a lost
+    plane's replicas move to the other one after the eviction grace.
 
     Examples:
 
     inferplane up
     inferplane up --data-dir ./state --port 9470
+    inferplane up --heartbeat-grace 4 --eviction-grace 5    # fail over within seconds
     """
-    from inferplane.supervisor import Child, Supervisor
+    from inferplane import client as api_client
+    from inferplane.supervisor import Child, Supervisor, http_ready
 
     console = Console(stderr=True)
     if not _port_free(port):
@@ -97,21 +138,331 @@ def up(
         )
         raise typer.Exit(1)
     data_dir = data_dir.expanduser()
+    data_dir.mkdir(parents=True, exist_ok=True)
     url = f"http://127.0.0.1:{port}"
-    control_child = Child(
-        "control plane",
-        ["control", "--port", str(port), "--data-dir", str(data_dir), "--log-level", log_level],
-        f"{url}/readyz",
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    supervisor = Supervisor([], data_dir)
+    code = 0
+    try:
+        model_dir = _build_demo(data_dir, console)
+        control_child = Child(
+            "control plane",
+            [
+                "control",
+                "--port",
+                str(port),
+                "--data-dir",
+                str(data_dir),
+                *["--log-level", log_level],
+            ],
+            http_ready(f"{url}/readyz"),
+            log_path=data_dir / "logs" / "control.log",
+        )
+        with console.status("starting the control plane…"):
+            if not supervisor.start_one(control_child, timeout=min(ready_timeout, 60.0)):
+                _fail(console, control_child)
+        token = (data_dir / "admin-token").read_text().strip()
+        with api_client.Client(url, token) as client:
+            for plane in LOCAL_PLANES:
+                _apply_cluster(client, plane, heartbeat_grace, eviction_grace)
+            heartbeat = max(0.2, heartbeat_grace / 4) if heartbeat_grace else None
+            for plane in LOCAL_PLANES:
+                child = _agent_child(plane, url, token, data_dir, heartbeat, log_level)
+                with console.status(f"starting the workload plane {plane.cluster}…"):
+                    if not supervisor.start_one(child, timeout=min(ready_timeout, 120.0)):
+                        _fail(console, child)
+            _apply_demo(client, replicas)
+            ready = _watch_replicas(client, console, replicas, model_dir, ready_timeout)
+        console.print(_banner(url, data_dir))
+        if ready:
+            _print_endpoint(ready, token, console)
+        console.print("[dim]Ctrl-C stops everything.[/dim]")
+        supervisor.wait(on_exit=lambda child: _report_exit(console, child))
+    except KeyboardInterrupt:
+        pass
+    except _StartFailed:
+        code = 1
+    finally:
+        if supervisor.started:
+            with console.status("stopping: the agents and their engines, then the control plane…"):
+                code = supervisor.stop() or code
+            console.print("stopped.")
+    raise typer.Exit(code)
+
+
+@dataclass(frozen=True)
+class LocalPlane:
+    cluster: str
+    region: str
+
+
+LOCAL_PLANES = (LocalPlane("local-a", "local-east"), LocalPlane("local-b", "local-west"))
+DEMO = "demo"
+"""Name of the demo Model, Deployment and Service, and the model name clients send."""
+NAMESPACE = "default"
+
+
+class _StartFailed(Exception):
+    pass
+
+
+def demo_objects(replicas: int) -> list[dict[str, Any]]:
+    """The demo Model, Deployment and Service `up` applies."""
+    meta = {"name": DEMO, "namespace": NAMESPACE}
+    return [
+        {
+            "apiVersion": API_VERSION,
+            "kind": "Model",
+            "metadata": meta,
+            "spec": {
+                "displayName": "inferplane demo Llama",
+                "description": "A small Llama trained offline on Python's documentation.",
+                "versions": [{"name": "v1", "source": "file://demo", "stage": "production"}],
+            },
+        },
+        {
+            "apiVersion": API_VERSION,
+            "kind": "Deployment",
+            "metadata": meta,
+            "spec": {
+                "model": DEMO,
+                "replicas": replicas,
+                "engine": {
+                    "recipe": "reference",
+                    "args": ["--served-model-name", DEMO, "--kv-cache-memory", "64MiB"],
+                },
+                "placement": {"strategy": "spread", "spreadLabel": "region"},
+            },
+        },
+        {
+            "apiVersion": API_VERSION,
+            "kind": "Service",
+            "metadata": meta,
+            "spec": {"modelName": DEMO, "routes": [{"deployment": DEMO}]},
+        },
+    ]
+
+
+def _apply_demo(client: Any, replicas: int) -> None:
+    """Apply the demo objects (idempotent: a second `up` finds them as they are)."""
+    for obj in demo_objects(replicas):
+        client.apply(obj)
+
+
+def _build_demo(data_dir: Path, console: Console) -> Path:
+    """Build the demo model into DATA_DIR/models once, where the engines look for it (they
+    inherit INFERPLANE_DATA_DIR): here, with a progress bar, before any engine starts, so
+    that none of them waits on it without a word. `ensure_demo` builds under a lock and
+    renames a whole folder into place, so a second `up` or an engine asking at the same time
+    never trains it twice nor sees it half-written."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from inferplane.engine import demo
+
+    spec = demo.DemoSpec()
+    final = demo.demo_path(data_dir, spec)
+    if (final / demo.DONE_MARKER).exists():
+        return final
+    columns = (
+        TextColumn("building the demo model (once; cached in {task.description})"),
+        BarColumn(),
+        TextColumn("step {task.completed}/{task.total}"),
+        TimeElapsedColumn(),
     )
-    supervisor = Supervisor([control_child], data_dir)
-    with console.status("starting the control plane…"):
-        failed = supervisor.start()
-    if failed:
-        supervisor.stop()
-        console.print(f"[red]error:[/red] {', '.join(c.name for c in failed)} did not start")
-        raise typer.Exit(1)
-    console.print(_banner(url, data_dir))
-    raise typer.Exit(supervisor.wait())
+    with Progress(*columns, console=console, transient=True) as progress:
+        task = progress.add_task(str(final.parent), total=spec.steps)
+        demo.ensure_demo(
+            data_dir, spec, progress=lambda step, total, loss: progress.update(task, completed=step)
+        )
+    console.print(f"built the demo model in {final}")
+    return final
+
+
+def _apply_cluster(
+    client: Any, plane: LocalPlane, heartbeat_grace: float | None, eviction_grace: float | None
+) -> None:
+    """Create the plane's Cluster ahead of its agent, or set the graces on it; the agent then
+    owns its labels and region, the graces stay as set here."""
+    from inferplane import client as api_client
+
+    spec: dict[str, Any] = {}
+    if heartbeat_grace is not None:
+        spec["heartbeatGraceSeconds"] = heartbeat_grace
+    if eviction_grace is not None:
+        spec["evictionGraceSeconds"] = eviction_grace
+    try:
+        client.get("Cluster", plane.cluster)
+    except api_client.NotFound:
+        labels = {"region": plane.region}
+        client.create(
+            {
+                "apiVersion": API_VERSION,
+                "kind": "Cluster",
+                "metadata": {"name": plane.cluster, "labels": labels},
+                "spec": {"region": plane.region, "provider": "local", **spec},
+            }
+        )
+        return
+    if spec:
+        client.patch("Cluster", plane.cluster, {"spec": spec})
+
+
+def _agent_child(
+    plane: LocalPlane,
+    url: str,
+    token: str,
+    data_dir: Path,
+    heartbeat: float | None,
+    log_level: str,
+) -> Any:
+    from inferplane import client as api_client
+    from inferplane.supervisor import Child
+
+    args = ["agent", "--control", url, "--cluster", plane.cluster]
+    args += ["--labels", f"region={plane.region},provider=local"]
+    args += ["--data-dir", str(data_dir / "agents" / plane.cluster), "--log-level", log_level]
+    args += ["--load-interval", "2", "--drain-grace", "10"]
+    if heartbeat is not None:
+        args += ["--heartbeat", f"{heartbeat:g}"]
+
+    def joined() -> bool:
+        try:
+            with api_client.Client(url, token, timeout=2.0) as client:
+                cluster = client.get("Cluster", plane.cluster)
+        except api_client.ClientError:
+            return False
+        return (cluster.get("status") or {}).get("phase") == "Ready"
+
+    return Child(
+        f"agent {plane.cluster}",
+        args,
+        joined,
+        env={"INFERPLANE_TOKEN": token},
+        log_path=data_dir / "logs" / f"agent-{plane.cluster}.log",
+        stop_grace=30.0,
+    )
+
+
+def _fail(console: Console, child: Any) -> None:
+    where = f"; see {child.log_path}" if child.log_path else ""
+    console.print(f"[red]error:[/red] {child.name} did not start{where}")
+    raise _StartFailed
+
+
+def _report_exit(console: Console, child: Any) -> None:
+    code = child.process.returncode if child.process else None
+    console.print(
+        f"[yellow]{child.name} exited ({code}); the rest keep running. "
+        f"Log: {child.log_path}[/yellow]"
+    )
+
+
+def _watch_replicas(
+    client: Any, console: Console, wanted: int, model_dir: Path, timeout: float
+) -> list[dict[str, Any]]:
+    """A live table of the demo's replicas until `wanted` are Ready (or the timeout); the
+    Ready ones."""
+    import time
+
+    from rich.live import Live
+
+    from inferplane.api.wellknown import DEPLOYMENT_LABEL
+
+    deadline = time.monotonic() + timeout
+    ready: list[dict[str, Any]] = []
+    with Live(console=console, transient=False, refresh_per_second=4) as live:
+        while True:
+            found = client.list(
+                "Replica", namespace=NAMESPACE, label_selector=f"{DEPLOYMENT_LABEL}={DEMO}"
+            ).items
+            found.sort(key=lambda r: r["metadata"]["name"])
+            # A Ready left over from the last run may name an engine that is gone: ask it.
+            ready = [r for r in found if _phase(r) == "Ready" and _answers(r["status"].get("url"))]
+            live.update(_replica_table(found, wanted, model_dir))
+            if len(ready) >= wanted or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+    console.print()
+    return ready
+
+
+def _replica_table(found: list[dict[str, Any]], wanted: int, model_dir: Path) -> Table:
+    table = Table(
+        title=f"deployment {DEMO}: {sum(_phase(r) == 'Ready' for r in found)}/{wanted} ready",
+        caption=f"model: {model_dir}",
+        title_justify="left",
+        caption_justify="left",
+    )
+    for column in ("REPLICA", "CLUSTER", "PHASE", "URL", "RESTARTS", "MESSAGE"):
+        table.add_column(column, overflow="fold")
+    for replica in found:
+        status = replica.get("status") or {}
+        phase = _phase(replica)
+        style = {"Ready": "green", "Failed": "red", "CrashLoopBackOff": "red"}.get(phase, "")
+        table.add_row(
+            replica["metadata"]["name"],
+            (replica.get("spec") or {}).get("cluster") or "-",
+            f"[{style}]{phase}[/{style}]" if style else phase,
+            status.get("url") or "-",
+            str(status.get("restarts", 0)),
+            (status.get("message") or "")[:80],
+        )
+    return table
+
+
+def _answers(url: str | None) -> bool:
+    import httpx
+
+    if not url:
+        return False
+    try:
+        return httpx.get(f"{url.rstrip('/')}/v1/models", timeout=2.0).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _phase(replica: dict[str, Any]) -> str:
+    return str((replica.get("status") or {}).get("phase") or "Pending")
+
+
+def _print_endpoint(ready: list[dict[str, Any]], token: str, console: Console) -> None:
+    replica = ready[0]
+    endpoint = replica["status"]["url"].rstrip("/")
+    cluster = (replica.get("spec") or {}).get("cluster")
+    out = Console(highlight=False, soft_wrap=True)
+    out.print(
+        f"[bold]endpoint[/bold]  {endpoint}/v1   (replica {replica['metadata']['name']} "
+        f"on {cluster}; the gateway does not exist yet, so this is the replica's own "
+        "engine)"
+    )
+    for other in ready[1:]:
+        out.print(
+            f"          {other['status']['url'].rstrip('/')}/v1   (replica "
+            f"{other['metadata']['name']} on {(other.get('spec') or {}).get('cluster')})"
+        )
+    out.print(
+        f"[bold]API key[/bold]   {token}   (the fleet-admin token; the engine does not "
+        "check it yet, the gateway will)"
+    )
+    out.print(f"[bold]model[/bold]     {DEMO}")
+    out.print("")
+    out.print("curl:", style="bold")
+    out.print(_CURL.format(endpoint=endpoint, key=token, model=DEMO), markup=False)
+    out.print("Python (pip install openai):", style="bold")
+    out.print(_OPENAI.format(endpoint=endpoint, key=token, model=DEMO), markup=False)
+
+
+_CURL = """curl -s {endpoint}/v1/completions \\
+  -H "Authorization: Bearer {key}" -H "Content-Type: application/json" \\
+  -d '{{"model": "{model}", "prompt": "The Python language", "max_tokens": 32}}'
+"""
+
+_OPENAI = """from openai import OpenAI
+
+client = OpenAI(base_url="{endpoint}/v1", api_key="{key}")
+answer = client.completions.create(model="{model}", prompt="The Python language", max_tokens=32)
+print(answer.choices[0].text)
+"""
 
 
 def _port_free(port: int) -> bool:
@@ -130,16 +481,17 @@ def _banner(url: str, data_dir: Path) -> Panel:
         f"[bold]API docs[/bold]       {url}/docs",
         f"[bold]admin token[/bold]    {token_path}",
         f"[bold]store[/bold]          sqlite in {data_dir}",
+        "[bold]planes[/bold]         "
+        + ", ".join(f"{p.cluster} (region={p.region})" for p in LOCAL_PLANES),
+        f"[bold]logs[/bold]           {data_dir / 'logs'}, {data_dir / 'agents'}/CLUSTER",
         "",
-        "The agent, gateway and engine are not started yet: they arrive with the",
-        "workload-plane, engine and gateway issues. Try:",
-        "  inferplane get deployments -A",
-        "  inferplane explain Deployment.spec",
-        "",
-        "Ctrl-C stops everything.",
+        "Try:",
+        "  inferplane get replicas",
+        "  inferplane get clusters",
+        f"  inferplane logs replica {DEMO}-… -f",
     ]
     if os.environ.get("INFERPLANE_DATA_DIR") is None and data_dir != default_data_dir():
-        lines.insert(-1, f"  export INFERPLANE_DATA_DIR={data_dir}")
+        lines.append(f"  export INFERPLANE_DATA_DIR={data_dir}")
     return Panel("\n".join(lines), title="inferplane is up", expand=False)
 
 

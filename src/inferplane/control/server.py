@@ -119,7 +119,10 @@ async def _controllers(plane: ControlPlane) -> None:
     objects = Objects(plane.store, notify)
     recorder = EventRecorder(plane.store, component="control-plane", on_write=notify)
     controllers = controllers_.build(objects, recorder)
-    runners = [ControllerRunner(c, plane.store, plane.hub, plane.metrics) for c in controllers]
+    runners = [
+        ControllerRunner(c, plane.store, plane.hub, plane.metrics, workers=getattr(c, "workers", 2))
+        for c in controllers
+    ]
     await asyncio.gather(*(runner.run() for runner in runners))
 
 

@@ -44,6 +44,10 @@ RETRY = Backoff(base=1.0, cap=60.0)
 class SchedulingController:
     name = "scheduling"
     kind = "Replica"
+    workers = 1
+    """One binding at a time, as Kubernetes' scheduler does: the pool writes are safe with
+    more (optimistic concurrency), but soft preferences are not — two replicas decided at
+    once each see the other unbound, and `spread` put both in one region."""
 
     def __init__(
         self,
