@@ -8,8 +8,6 @@ then the control plane last). On Linux each child is also told to die with `up`
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import os
 import signal
 import subprocess
@@ -22,10 +20,10 @@ from typing import IO
 
 import httpx
 
+from inferplane import lifeline
+
 Readiness = Callable[[], bool]
 """Answers whether a started child is ready; called repeatedly until it says yes."""
-
-_PR_SET_PDEATHSIG = 1
 
 
 def http_ready(url: str) -> Readiness:
@@ -68,7 +66,7 @@ class Child:
                 stdout=log,
                 stderr=subprocess.STDOUT if log is not None else None,
                 start_new_session=True,
-                preexec_fn=_die_with(os.getpid()),
+                preexec_fn=lifeline.die_with(os.getpid()),
             )
         finally:
             if log is not None:
@@ -150,23 +148,6 @@ class Supervisor:
         for child in reversed(self.started):
             code = code or child.stop()
         return code
-
-
-def _die_with(parent: int) -> Callable[[], None] | None:
-    """A pre-exec hook that has the kernel SIGTERM the child when `up` dies (Linux)."""
-    if not sys.platform.startswith("linux"):
-        return None
-    libc_name = ctypes.util.find_library("c")
-    if libc_name is None:
-        return None
-    libc = ctypes.CDLL(libc_name, use_errno=True)
-
-    def hook() -> None:
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-        if os.getppid() != parent:
-            os._exit(1)
-
-    return hook
 
 
 def _exit_code(returncode: int | None) -> int:

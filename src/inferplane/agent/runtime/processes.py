@@ -9,19 +9,15 @@ that is killed outright then leaves no orphans behind.
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import ctypes.util
 import os
-import signal
 import socket
 import subprocess
-import sys
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Protocol
 
-_PR_SET_PDEATHSIG = 1
+from inferplane import lifeline
+
 UNKNOWN_EXIT = -255
 """The exit code reported for an adopted process, whose real code only its parent sees."""
 
@@ -93,30 +89,9 @@ def spawn(
         env=env,
         cwd=cwd,
         start_new_session=True,
-        preexec_fn=_die_with(os.getpid()) if die_with_agent else None,
+        preexec_fn=lifeline.die_with(os.getpid()) if die_with_agent else None,
     )
     return Child(process)
-
-
-def _die_with(parent: int) -> Callable[[], None] | None:
-    """A pre-exec hook that has the kernel SIGTERM the child when the agent dies (Linux).
-
-    The kernel ties this to the thread that forked, so the agent starts engines from its main
-    thread only.
-    """
-    if not sys.platform.startswith("linux"):
-        return None
-    libc_name = ctypes.util.find_library("c")
-    if libc_name is None:
-        return None
-    libc = ctypes.CDLL(libc_name, use_errno=True)
-
-    def hook() -> None:
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-        if os.getppid() != parent:  # the agent died before the hook ran
-            os._exit(1)
-
-    return hook
 
 
 def start_ticks(pid: int) -> int | None:
