@@ -119,6 +119,32 @@ def test_n_and_logprobs(engine: EngineProcess) -> None:
     assert len(content.content[0].top_logprobs) == 3 and content.content[0].logprob <= 0
 
 
+def test_return_token_ids_resume_a_chat_stream_as_a_completion(engine: EngineProcess) -> None:
+    """vLLM's `return_token_ids` through the openai client (as extra fields): a gateway that
+    lost a stream after 4 tokens resumes it from the prompt's ids and the ids streamed."""
+    client = engine.client()
+    extra = {"return_token_ids": True, "ignore_eos": True}
+    stream = client.chat.completions.create(
+        model=MODEL,
+        messages=[{"role": "user", "content": "hello"}],
+        temperature=0,
+        max_tokens=10,
+        stream=True,
+        extra_body=extra,
+    )
+    prompt: list[int] = []
+    generated: list[int] = []
+    for chunk in stream:
+        prompt += (chunk.model_extra or {}).get("prompt_token_ids") or []
+        for choice in chunk.choices:
+            generated += (choice.model_extra or {}).get("token_ids") or []
+    assert len(generated) == 10 and prompt
+    resumed = client.completions.create(
+        model=MODEL, prompt=prompt + generated[:4], max_tokens=6, temperature=0, extra_body=extra
+    )
+    assert (resumed.choices[0].model_extra or {})["token_ids"] == generated[4:]
+
+
 def test_models_health_tokenize(engine: EngineProcess) -> None:
     assert [m.id for m in engine.client().models.list()] == [MODEL]
     ids = httpx.post(f"{engine.url}/tokenize", json={"prompt": "hello world"}).json()

@@ -256,6 +256,9 @@ def sampling_params(parameters: dict[str, Any]) -> SamplingParams:
         raise errors.APIError(f"parameters.{error.message}", param=error.param) from exc
     if body.n != 1:
         raise errors.APIError("parameters.n: only 1 is supported", param="n")
+    if body.return_token_ids:
+        message = "parameters.return_token_ids: only the OpenAI routes return token ids"
+        raise errors.APIError(message, param="return_token_ids")
     try:
         body.check_supported()
         return body.sampling_params()

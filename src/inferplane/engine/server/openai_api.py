@@ -6,7 +6,7 @@ import asyncio
 import dataclasses
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
@@ -15,7 +15,7 @@ from inferplane.engine.async_engine import AsyncEngine, EngineStepFailed, Engine
 from inferplane.engine.llm import RequestError
 from inferplane.engine.outputs import SequenceOutput
 from inferplane.engine.sampling_params import SamplingParamError, SamplingParams
-from inferplane.engine.server import errors, merge, responses
+from inferplane.engine.server import errors, merge, responses, streams
 from inferplane.engine.server.metrics import Metrics, RequestTimer
 from inferplane.engine.server.protocol import ChatRequest, CompletionRequest, _Sampling
 from inferplane.engine.server.unsupported import FieldError
@@ -125,14 +125,14 @@ def router(server: Server) -> APIRouter:
         body = await errors.read_body(request, CompletionRequest)
         server.check_model(body.model)
         params = _params(body)
-        prompts = _prompt_ids(body, tokenizer.encode, vocab_size)
+        ids = _prompt_ids(body, tokenizer.encode, vocab_size)
+        prompts = responses.Prompts(ids, params.n, return_token_ids=bool(body.return_token_ids))
         envelope = responses.Envelope(f"cmpl-{uuid.uuid4().hex}", body.model, "text_completion")
-        outputs = await server.start_all(envelope.id, prompts, params, body.priority)
+        outputs = await server.start_all(envelope.id, ids, params, body.priority)
         if body.stream:
-            chunks = _stream_completion(server, envelope, outputs, params.n, body.include_usage)
+            chunks = streams.completion(tokenizer, envelope, outputs, prompts, body.include_usage)
             return StreamingResponse(chunks, media_type="text/event-stream")
-        choices = len(prompts) * params.n
-        return JSONResponse(await _complete(server, envelope, outputs, params, choices, chat=False))
+        return JSONResponse(await _complete(server, envelope, outputs, params, prompts, chat=False))
 
     @api.post("/v1/chat/completions")
     async def chat(request: Request) -> Response:
@@ -144,12 +144,13 @@ def router(server: Server) -> APIRouter:
         except ChatTemplateError as exc:
             raise errors.APIError(str(exc), param="messages") from exc
         ids = tokenizer.encode(text, add_special_tokens=False)
+        prompts = responses.Prompts([ids], params.n, return_token_ids=bool(body.return_token_ids))
         envelope = responses.Envelope(f"chatcmpl-{uuid.uuid4().hex}", body.model, "chat.completion")
         outputs = (await server.start(envelope.id, ids, params, body.priority)).outputs()
         if body.stream:
-            chunks = _stream_chat(server, envelope, outputs, params.n, body.include_usage)
+            chunks = streams.chat(tokenizer, envelope, outputs, prompts, body.include_usage)
             return StreamingResponse(chunks, media_type="text/event-stream")
-        return JSONResponse(await _complete(server, envelope, outputs, params, params.n, chat=True))
+        return JSONResponse(await _complete(server, envelope, outputs, params, prompts, chat=True))
 
     return api
 
@@ -174,12 +175,12 @@ async def _complete(
     envelope: responses.Envelope,
     outputs: AsyncIterator[SequenceOutput],
     params: SamplingParams,
-    num_choices: int,
+    prompts: responses.Prompts,
     *,
     chat: bool,
 ) -> Json:
-    choices = [responses.Choice() for _ in range(num_choices)]
-    tally = _Tally(params.n)
+    choices = [responses.Choice() for _ in range(prompts.num_choices)]
+    tally = responses.Tally(params.n)
     try:
         async for output in outputs:
             tally.add(output)
@@ -189,9 +190,23 @@ async def _complete(
     build = _chat_choice if chat else _completion_choice
     tokenizer = server.engine.engine.tokenizer
     body = [build(tokenizer, i, c, params.logprobs) for i, c in enumerate(choices)]
+    extra = _token_ids(body, choices, prompts, chat=chat) if prompts.return_token_ids else {}
     obj = "chat.completion" if chat else "text_completion"
     envelope = responses.Envelope(envelope.id, envelope.model, obj, envelope.created)
-    return envelope.body(body, usage=tally.usage())
+    return envelope.body(body, usage=tally.usage(), **extra)
+
+
+def _token_ids(
+    body: list[Json], choices: list[responses.Choice], prompts: responses.Prompts, *, chat: bool
+) -> Json:
+    """vLLM's `return_token_ids`, unstreamed: each choice's generated ids (the EOS or stop
+    token included) and the prompt's ids, on each completion choice or on the chat response;
+    returns the response's fields."""
+    for index, choice in enumerate(body):
+        choice["token_ids"] = choices[index].token_ids
+        if not chat:
+            choice["prompt_token_ids"] = prompts.of(index)
+    return {"prompt_token_ids": prompts.of(0)} if chat else {}
 
 
 def _completion_choice(
@@ -216,113 +231,3 @@ def _chat_choice(tokenizer: Tokenizer, index: int, choice: responses.Choice, lp:
         "logprobs": logprobs,
         "finish_reason": choice.finish_reason,
     }
-
-
-async def _stream_completion(
-    server: Server,
-    envelope: responses.Envelope,
-    outputs: AsyncIterator[SequenceOutput],
-    n: int,
-    include_usage: bool,
-) -> AsyncIterator[str]:
-    tokenizer = server.engine.engine.tokenizer
-    extra: Json = {"usage": None} if include_usage else {}
-    tally = _Tally(n)
-    offsets: dict[int, int] = {}
-    async for output in _until_failure(outputs, tally):
-        if not (output.text or output.finish_reason or output.token_ids):
-            continue
-        logprobs = None
-        if output.logprobs:
-            offset = offsets.get(output.index, 0)
-            logprobs = responses.completion_logprobs(
-                tokenizer, output.token_ids, output.logprobs, offset=offset
-            )
-            offsets[output.index] = offset + sum(len(t) for t in logprobs["tokens"])
-        choice = {
-            "index": output.index,
-            "text": output.text,
-            "logprobs": logprobs,
-            "finish_reason": output.finish_reason,
-        }
-        yield responses.sse(envelope.body([choice], **extra))
-    async for tail in _stream_end(envelope, tally, include_usage):
-        yield tail
-
-
-async def _stream_chat(
-    server: Server,
-    envelope: responses.Envelope,
-    outputs: AsyncIterator[SequenceOutput],
-    n: int,
-    include_usage: bool,
-) -> AsyncIterator[str]:
-    tokenizer = server.engine.engine.tokenizer
-    envelope = responses.Envelope(envelope.id, envelope.model, "chat.completion.chunk")
-    extra: Json = {"usage": None} if include_usage else {}
-    for index in range(n):
-        role = {"index": index, "delta": {"role": "assistant", "content": ""}}
-        yield responses.sse(
-            envelope.body([{**role, "logprobs": None, "finish_reason": None}], **extra)
-        )
-    tally = _Tally(n)
-    async for output in _until_failure(outputs, tally):
-        if not (output.text or output.finish_reason):
-            continue
-        logprobs = None
-        if output.logprobs:
-            logprobs = responses.chat_logprobs(tokenizer, output.token_ids, output.logprobs)
-        delta = {"content": output.text} if output.text else {}
-        choice = {
-            "index": output.index,
-            "delta": delta,
-            "logprobs": logprobs,
-            "finish_reason": output.finish_reason,
-        }
-        yield responses.sse(envelope.body([choice], **extra))
-    async for tail in _stream_end(envelope, tally, include_usage):
-        yield tail
-
-
-async def _until_failure(
-    outputs: AsyncIterator[SequenceOutput], tally: _Tally
-) -> AsyncIterator[SequenceOutput]:
-    """The outputs, tallied; an engine failure ends them and is kept in the tally, so the
-    stream can say so in an error event instead of breaking off."""
-    try:
-        async for output in outputs:
-            tally.add(output)
-            yield output
-    except EngineStepFailed as exc:
-        tally.failure = errors.internal(str(exc))
-
-
-async def _stream_end(
-    envelope: responses.Envelope, tally: _Tally, include_usage: bool
-) -> AsyncIterator[str]:
-    """vLLM's end of a stream: an error event if the engine failed, the usage chunk if asked
-    for, then `[DONE]`."""
-    if tally.failure is not None:
-        yield responses.sse(tally.failure.body())
-    elif include_usage:
-        yield responses.sse(envelope.body([], usage=tally.usage()))
-    yield responses.DONE
-
-
-@dataclass
-class _Tally:
-    """Token counts of a request's choices: one prompt per `n` choices (index // n)."""
-
-    n: int
-    prompt: dict[int, int] = field(default_factory=dict)
-    completion: dict[int, int] = field(default_factory=dict)
-    failure: errors.APIError | None = None
-
-    def add(self, output: SequenceOutput) -> None:
-        if output.prompt_tokens:
-            self.prompt[output.index // self.n] = output.prompt_tokens
-        seen = self.completion.get(output.index, 0)
-        self.completion[output.index] = max(seen, output.completion_tokens)
-
-    def usage(self) -> Json:
-        return responses.usage(sum(self.prompt.values()), sum(self.completion.values()))

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from inferplane.engine.sampling_params import SamplingParams
 from inferplane.engine.server import unsupported
@@ -53,6 +53,10 @@ class _Sampling(BaseModel):
     stream_options: StreamOptions | None = None
     priority: int = 0
     """vLLM extra: lower runs first among waiting requests."""
+    return_token_ids: StrictBool | None = None
+    """vLLM extra: also return the prompt's token ids as fed to the model and each choice's
+    generated token ids (streamed: the prompt's on a choice's first chunk, then each chunk's
+    new ids). Null is false; any other non-boolean is refused."""
     user: str | None = None
     """Accepted and ignored (OpenAI uses it to watch for abuse)."""
 

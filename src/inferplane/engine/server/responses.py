@@ -10,6 +10,7 @@ from typing import Any
 
 from inferplane.engine.outputs import SequenceOutput
 from inferplane.engine.sampler import TokenLogprobs
+from inferplane.engine.server import errors
 from inferplane.engine.tokenizer import Tokenizer
 
 Json = dict[str, Any]
@@ -40,6 +41,44 @@ class Choice:
         self.logprobs += output.logprobs
         self.finish_reason = output.finish_reason or self.finish_reason
         self.completion_tokens = max(self.completion_tokens, output.completion_tokens)
+
+
+@dataclass(frozen=True)
+class Prompts:
+    """A request's prompts as fed to the model, `n` choices each (choice `i` comes from
+    prompt `i // n`), and whether the client asked for token ids back (vLLM's
+    `return_token_ids`)."""
+
+    ids: list[list[int]]
+    n: int
+    return_token_ids: bool = field(default=False, kw_only=True)
+
+    @property
+    def num_choices(self) -> int:
+        return len(self.ids) * self.n
+
+    def of(self, index: int) -> list[int]:
+        """The prompt token ids of choice `index`."""
+        return self.ids[index // self.n]
+
+
+@dataclass
+class Tally:
+    """Token counts of a request's choices: one prompt per `n` choices (index // n)."""
+
+    n: int
+    prompt: dict[int, int] = field(default_factory=dict)
+    completion: dict[int, int] = field(default_factory=dict)
+    failure: errors.APIError | None = None
+
+    def add(self, output: SequenceOutput) -> None:
+        if output.prompt_tokens:
+            self.prompt[output.index // self.n] = output.prompt_tokens
+        seen = self.completion.get(output.index, 0)
+        self.completion[output.index] = max(seen, output.completion_tokens)
+
+    def usage(self) -> Json:
+        return usage(sum(self.prompt.values()), sum(self.completion.values()))
 
 
 def usage(prompt_tokens: int, completion_tokens: int) -> Json:
