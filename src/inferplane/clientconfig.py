@@ -140,6 +140,11 @@ def local_admin_token() -> str | None:
         return None
 
 
+def local_admin_token_for(server: str) -> str | None:
+    """The local admin token when `server` is a control plane on this machine, else None."""
+    return local_admin_token() if _is_loopback(server) else None
+
+
 def _is_loopback(server: str) -> bool:
     # The local admin token is only ever offered to this machine, never to a remote server.
     return (urlsplit(server).hostname or "") in LOOPBACK_HOSTS

@@ -10,9 +10,9 @@ import re
 from datetime import datetime
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import AfterValidator, Field
+from pydantic import AfterValidator, Field, model_validator
 
-from inferplane.api import meta
+from inferplane.api import errors, meta
 
 Role = Literal["admin", "deployer", "viewer"]
 BudgetPeriod = Literal["day", "month", "total"]
@@ -36,12 +36,20 @@ class RateLimits(meta.Model):
 
 
 class Budget(meta.Model):
-    """A cap on the tokens a key may use per period."""
+    """A cap on what may be spent per period, in cost (priced by each Service) or tokens."""
 
-    tokens: int = Field(ge=1)
+    cost: float | None = Field(None, gt=0)
+    """Most cost per period, in the currency of the Services' pricing."""
+    tokens: int | None = Field(None, ge=1)
     """Most tokens (prompt plus generated) per period."""
-    period: BudgetPeriod = "month"
+    period: BudgetPeriod = "day"
     """Period the budget resets after: day, month (calendar, UTC) or total (never)."""
+
+    @model_validator(mode="after")
+    def _some_cap(self) -> Budget:
+        if self.cost is None and self.tokens is None:
+            raise errors.field_error("cost", message="give cost, tokens or both")
+        return self
 
 
 class ApiKeySpec(meta.Model):
@@ -61,7 +69,7 @@ class ApiKeySpec(meta.Model):
     rateLimits: RateLimits = Field(default_factory=RateLimits)
     """Request and token rates the gateway allows this key."""
     budget: Budget | None = None
-    """Token budget per period; unset is unlimited."""
+    """Cost or token budget per period; unset is unlimited."""
 
 
 class ApiKeyStatus(meta.Status):
@@ -74,6 +82,8 @@ class ApiKeyStatus(meta.Status):
     """When a request last authenticated with the key."""
     tokensUsed: int = Field(0, ge=0)
     """Tokens used in the current budget period."""
+    costUsed: float = Field(0.0, ge=0)
+    """Cost spent in the current budget period."""
     periodStart: datetime | None = None
     """When the current budget period began."""
 
@@ -90,3 +100,37 @@ class ApiKey(meta.Resource[ApiKeySpec, ApiKeyStatus]):
     """Role, limits and the token's hash."""
     status: ApiKeyStatus = Field(default_factory=ApiKeyStatus)
     """Usage, written by the gateway through the control plane."""
+
+
+class QuotaSpec(meta.Model):
+    """Limits shared by every key of a namespace, on top of each key's own."""
+
+    rateLimits: RateLimits = Field(default_factory=RateLimits)
+    """Requests and tokens per minute, over all the namespace's keys together."""
+    budget: Budget | None = None
+    """Cost or token budget per period, over all the namespace's keys together."""
+
+
+class QuotaStatus(meta.Status):
+    """Usage, written by the gateway through the control plane."""
+
+    tokensUsed: int = Field(0, ge=0)
+    """Tokens used in the current budget period."""
+    costUsed: float = Field(0.0, ge=0)
+    """Cost spent in the current budget period."""
+    periodStart: datetime | None = None
+    """When the current budget period began."""
+
+
+class Quota(meta.Resource[QuotaSpec, QuotaStatus]):
+    """A namespace's shared rate limits and budget; every Quota in a namespace applies."""
+
+    KIND: ClassVar[str] = "Quota"
+    NAMESPACED: ClassVar[bool] = True
+
+    kind: Literal["Quota"] = "Quota"
+    """Always Quota."""
+    spec: QuotaSpec = Field(default_factory=QuotaSpec)
+    """The namespace's limits."""
+    status: QuotaStatus = Field(default_factory=QuotaStatus)
+    """Usage in the current period."""

@@ -30,4 +30,5 @@ ENDPOINT = registry.register(
     KindInfo("Endpoint", "endpoints", services.Endpoint, short_names=("ep",))
 )
 API_KEY = registry.register(KindInfo("ApiKey", "apikeys", apikeys.ApiKey, short_names=("key",)))
+QUOTA = registry.register(KindInfo("Quota", "quotas", apikeys.Quota, short_names=("quota",)))
 EVENT = registry.register(KindInfo("Event", "events", events.Event, short_names=("ev",)))

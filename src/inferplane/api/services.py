@@ -84,6 +84,67 @@ class Retries(meta.Model):
     the tokens already sent."""
 
 
+class Pricing(meta.Model):
+    """What a service's tokens cost, for cost budgets and the gateway's cost metric."""
+
+    inputPer1kTokens: float = Field(0.0, ge=0)
+    """Price of 1,000 prompt tokens, in the fleet's currency (USD unless you say otherwise)."""
+    outputPer1kTokens: float = Field(0.0, ge=0)
+    """Price of 1,000 generated tokens."""
+
+    def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
+        """The price of one request's usage."""
+        return (
+            prompt_tokens * self.inputPer1kTokens + completion_tokens * self.outputPer1kTokens
+        ) / 1000
+
+
+class Fallback(meta.Model):
+    """One step of a fallback chain: another service, or an external endpoint.
+
+    A bare string is shorthand for `{service: NAME}`.
+    """
+
+    service: meta.DnsLabel | None = None
+    """A Service in the same namespace, routed with its own routes and strategy."""
+    endpoint: meta.DnsLabel | None = None
+    """An external Endpoint in the same namespace (give service or endpoint, not both)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, data: object) -> object:
+        return {"service": data} if isinstance(data, str) else data
+
+    @model_validator(mode="after")
+    def _one_target(self) -> Fallback:
+        if (self.service is None) == (self.endpoint is None):
+            raise errors.field_error("service", message="give exactly one of service or endpoint")
+        return self
+
+    def target(self) -> str:
+        """The step as kind/name, e.g. service/chat-small."""
+        if self.service is not None:
+            return f"service/{self.service}"
+        return f"endpoint/{self.endpoint}"
+
+
+class FallbackTriggers(meta.Model):
+    """When the gateway goes to the fallback chain before this service has failed outright.
+
+    Errors that survive retries, and having no ready endpoint, always take the chain; these
+    bounds also skip a service that is up but unhealthy.
+    """
+
+    errorRate: float | None = Field(0.5, ge=0, le=1)
+    """Skip the service while its recent error rate is at or above this; null never."""
+    p99LatencySeconds: values.Seconds | None = None
+    """Skip the service while its recent p99 time to first byte is above this; null never."""
+    windowSeconds: values.Seconds = 30.0
+    """How far back "recent" reaches."""
+    minRequests: int = Field(20, ge=1)
+    """Fewer requests than this in the window never trigger (too few to judge)."""
+
+
 class ServiceSpec(meta.Model):
     """One OpenAI model name: its routes, how to pick a replica, and what to do on failure."""
 
@@ -97,8 +158,13 @@ class ServiceSpec(meta.Model):
     endpoint most likely to hold the prompt's prefix in its KV cache)."""
     sessionHeader: Annotated[str, AfterValidator(check_header_name)] = "x-session-id"
     """Header whose value pins a client to one endpoint with the session strategy."""
-    fallback: list[meta.DnsLabel] = Field(default_factory=list)
-    """Services to try in order, in the same namespace, when every route of this one fails."""
+    fallback: list[Fallback] = Field(default_factory=list)
+    """Services or external endpoints to try in order, in the same namespace, when this one
+    fails, has no ready endpoint, or crosses a bound in fallbackWhen."""
+    fallbackWhen: FallbackTriggers = Field(default_factory=FallbackTriggers)
+    """Health bounds that send traffic down the fallback chain early."""
+    pricing: Pricing = Field(default_factory=Pricing)
+    """Price per 1k input and output tokens; cost budgets and metrics use it."""
     timeouts: Timeouts = Field(default_factory=Timeouts)
     """How long to wait on upstreams."""
     retries: Retries = Field(default_factory=Retries)

@@ -42,3 +42,10 @@ does only once AGENT_STOP_FINALIZER is gone (the engine no longer holds them).""
 
 REPLICA_FINALIZERS: Final = (AGENT_STOP_FINALIZER, RELEASE_DEVICES_FINALIZER)
 """The finalizers every Replica is created with, in this order."""
+
+DEMAND_AT_ANNOTATION: Final = "inferplane.dev/demand-at"
+"""On a Deployment: when a gateway last held a request for it with no replica ready (scale
+from zero); an autoscaler that sees it recent starts a replica."""
+
+DEMAND_WAITING_ANNOTATION: Final = "inferplane.dev/demand-waiting"
+"""On a Deployment: how many requests that gateway was holding when it wrote DEMAND_AT."""

@@ -93,7 +93,7 @@ def agent(
     from inferplane.agent import discovery
     from inferplane.agent.runtime import process
 
-    token = token or _local_token(control)
+    token = token or clientconfig.local_admin_token_for(control)
     if not token:
         typer.echo("error: give a fleet-admin token with --token or $INFERPLANE_TOKEN", err=True)
         raise typer.Exit(1)
@@ -122,13 +122,6 @@ def agent(
     stop = threading.Event()
     _stop_on_signals(stop)
     agent_mod.Agent(settings, runtime, pools).run(stop)
-
-
-def _local_token(control: str) -> str | None:
-    from urllib.parse import urlsplit
-
-    local = (urlsplit(control).hostname or "") in clientconfig.LOOPBACK_HOSTS
-    return clientconfig.local_admin_token() if local else None
 
 
 def _cluster_name(name: str) -> str:

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from inferplane.api import registry
-from inferplane.cli import output
+from inferplane.cli import limits, output
 
 Object = dict[str, Any]
 Cell = Callable[[Object, datetime], str]
@@ -124,6 +124,13 @@ def last_seen(event: Object) -> Any:
 
 NAME = Column("NAME", at("metadata.name"))
 AGE = Column("AGE", age_at("metadata.creationTimestamp"))
+LIMITS = [
+    Column("RPM", at("spec.rateLimits.requestsPerMinute", limits.UNLIMITED)),
+    Column("TPM", at("spec.rateLimits.tokensPerMinute", limits.UNLIMITED)),
+    Column("BUDGET", limits.budget_cell),
+    Column("USED", limits.used_cell),
+]
+"""Rate limits, budget and usage: what ApiKeys and Quotas share."""
 
 COLUMNS: dict[str, list[Column]] = {
     "Cluster": [
@@ -207,11 +214,13 @@ COLUMNS: dict[str, list[Column]] = {
         NAME,
         Column("ROLE", at("spec.role")),
         Column("PREFIX", at("spec.tokenPrefix")),
-        Column("EXPIRES", at("spec.expiresAt")),
-        Column("LAST USED", age_at("status.lastUsedTime"), wide=True),
+        *LIMITS,
+        Column("LAST-USED", limits.last_used_cell),
+        Column("EXPIRES", at("spec.expiresAt", "never"), wide=True),
         Column("DESCRIPTION", at("spec.description", ""), wide=True),
         AGE,
     ],
+    "Quota": [NAME, *LIMITS, AGE],
     "Event": [
         Column("LAST SEEN", _last_seen),
         Column("TYPE", at("spec.type")),

@@ -8,12 +8,14 @@ import typer
 
 from inferplane.cli import (
     agent,
+    apikey,
     apply,
     contexts,
     describe,
     drain,
     engine,
     events,
+    gateway,
     logs,
     meta,
     model,
@@ -67,7 +69,9 @@ events.register(app)
 logs.register(app)
 meta.register(app)
 contexts.register(app)
+apikey.register(app)
 serve.register(app)
 model.register(app)
 engine.register(app)
 agent.register(app)
+gateway.register(app)

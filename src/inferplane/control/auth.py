@@ -123,6 +123,9 @@ def authorize(principal: Principal, verb: Verb, info: KindInfo, namespace: str |
         raise errors.forbidden(
             f"{principal} cannot {verb} {target}: its role applies to {principal.namespace!r} only"
         )
+    if info.kind == "Quota" and not reading:
+        # A namespace's shared limits are the platform team's to set, not the namespace's.
+        raise errors.forbidden(f"{principal} cannot {verb} {target}: fleet admins only")
     if info.kind == "ApiKey" and principal.role != "admin":
         raise errors.forbidden(f"{principal} cannot {verb} {target}: needs role admin")
     if not reading and principal.role == "viewer":

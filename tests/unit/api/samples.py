@@ -18,6 +18,7 @@ MINIMAL: dict[str, dict[str, Any]] = {
     "Service": {"routes": [{"deployment": "chat"}]},
     "Endpoint": {"url": "http://127.0.0.1:8001", "replica": "chat-0"},
     "ApiKey": {},
+    "Quota": {},
     "Event": {"involvedObject": {"kind": "Replica", "name": "chat-0"}, "reason": "Started"},
 }
 """The smallest valid spec of each kind."""

@@ -1,0 +1,118 @@
+"""`inferplane gateway`: the OpenAI-compatible front door."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from inferplane import clientconfig
+
+
+def gateway(
+    port: Annotated[int, typer.Option(help="Port to listen on.", min=1, max=65535)] = 8080,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    control: Annotated[
+        str,
+        typer.Option(envvar="INFERPLANE_SERVER", help="URL of the control plane to follow."),
+    ] = clientconfig.DEFAULT_SERVER,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            envvar="INFERPLANE_TOKEN",
+            help="Token of a fleet-admin API key (it reads every namespace's Services, "
+            "Endpoints, ApiKeys and Quotas). Default on a loopback control plane: the admin "
+            "token it wrote in $INFERPLANE_DATA_DIR.",
+            show_default=False,
+        ),
+    ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            help="Serve the Services, Endpoints, ApiKeys and Quotas in this YAML file instead "
+            "of following a control plane (tests, benchmarks, a gateway of its own).",
+            show_default=False,
+        ),
+    ] = None,
+    region: Annotated[
+        str | None,
+        typer.Option(
+            help="This gateway's region: endpoints there are preferred, others take the "
+            "overflow when they are saturated or failing.",
+            show_default=False,
+        ),
+    ] = None,
+    state_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="Where the last routing table and the quota usage are kept, so a restart "
+            "serves even with the control plane down. Default: $INFERPLANE_DATA_DIR/gateway.",
+            show_default=False,
+        ),
+    ] = None,
+    access_log: Annotated[
+        str, typer.Option(help="File for the access log (one JSON line per request); - is stderr.")
+    ] = "-",
+    no_access_log: Annotated[bool, typer.Option(help="Write no access log.")] = False,
+    log_prompts: Annotated[
+        bool, typer.Option(help="Include the prompt text in access-log lines (off: never).")
+    ] = False,
+    drain: Annotated[
+        float, typer.Option(help="Seconds in-flight requests may finish after SIGTERM.", min=0)
+    ] = 30.0,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+) -> None:
+    """Serve the OpenAI API (chat, completions, embeddings, models) and KServe V2 in front of
+    every Service of the fleet: API keys, rate limits and budgets, weighted splits, cache-
+    and load-aware routing, retries, stream resumption, fallbacks and scale from zero.
+
+    The gateway learns Services, Endpoints, ApiKeys and Quotas by watching the control plane
+    and never calls it on the request path; if the control plane goes down it keeps serving
+    from the last table, which it also keeps on disk for its own restarts.
+
+    Examples:
+
+    inferplane gateway --port 8080
+    inferplane gateway --control https://cp.example.com --token $TOKEN --region eu-west
+    inferplane gateway --config services.yaml --state-dir /tmp/gw
+    curl localhost:8080/v1/chat/completions -H "Authorization: Bearer $KEY" -d '{"model": "demo", "messages": [{"role": "user", "content": "hi"}]}'
+    """  # noqa: E501
+    from inferplane import logs
+    from inferplane.gateway import process
+
+    objects = _config_objects(config) if config is not None else None
+    if objects is None:
+        token = token or clientconfig.local_admin_token_for(control)
+        if not token:
+            typer.echo(
+                "error: give a fleet-admin token with --token or $INFERPLANE_TOKEN", err=True
+            )
+            raise typer.Exit(1)
+    logs.configure(log_level)
+    settings = process.GatewaySettings(
+        host=host,
+        port=port,
+        control=None if objects is not None else control,
+        token=token,
+        config=objects,
+        state_dir=(state_dir or clientconfig.data_dir() / "gateway").expanduser(),
+        region=region,
+        access_log=None if no_access_log else access_log,
+        log_prompts=log_prompts,
+        drain_seconds=drain,
+    )
+    process.run(settings)
+
+
+def _config_objects(path: Path) -> list[dict[str, Any]]:
+    from inferplane.api import yamlio
+
+    try:
+        return yamlio.load_documents(path.read_text(), str(path))
+    except (OSError, ValueError) as error:
+        raise typer.BadParameter(str(error), param_hint="--config") from error
+
+
+def register(app: typer.Typer) -> None:
+    app.command("gateway", rich_help_panel="Run")(gateway)

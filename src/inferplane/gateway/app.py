@@ -1,0 +1,237 @@
+"""The gateway process: its parts, and the dispatch of each HTTP request.
+
+Routes: the OpenAI APIs (/v1/chat/completions, /v1/completions, /v1/embeddings, /v1/models),
+KServe V2 (/v2/models/{model}/infer|generate|generate_stream), and /healthz, /readyz,
+/metrics. Everything but health and metrics needs an API key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import logging
+import os
+import time
+from typing import Any
+
+import orjson
+
+from inferplane import logs
+from inferplane.gateway import errors, pipeline
+from inferplane.gateway.accesslog import AccessLog
+from inferplane.gateway.calls import OPENAI_PATHS, Api, Call, parse_openai, parse_v2
+from inferplane.gateway.context import Context
+from inferplane.gateway.holdqueue import HoldQueue
+from inferplane.gateway.metrics import GatewayMetrics
+from inferplane.gateway.router import Router
+from inferplane.gateway.table import KeyEntry, NsName, Table
+from inferplane.gateway.upstreams import Upstreams
+from inferplane.gateway.wire.server import Request, Responder
+from inferplane.gateway.wire.upstream import Pool
+from inferplane.policy import quotas
+
+log = logging.getLogger("inferplane.gateway")
+
+V2_OPS = {
+    b"infer": Api.V2_INFER,
+    b"generate": Api.V2_GENERATE,
+    b"generate_stream": Api.V2_GENERATE_STREAM,
+}
+
+
+class GatewayApp:
+    """Everything the request path reads, and the handler the HTTP server calls."""
+
+    def __init__(
+        self,
+        *,
+        region: str | None = None,
+        access_log: AccessLog | None = None,
+        log_prompts: bool = False,
+        seed: int | None = None,
+    ) -> None:
+        self.table = Table()
+        self.router = Router(region=region, seed=seed)
+        self.upstreams = Upstreams(Pool())
+        self.ledger = quotas.Ledger()
+        self.metrics = GatewayMetrics()
+        self.hold = HoldQueue(self._demand)
+        self.access_log = access_log or AccessLog(None)
+        self.log_prompts = log_prompts
+        self.table_loaded = False
+        self.last_change = time.time()
+        self.demand_hook: Any = None
+        """Called with ((namespace, deployment), waiting) when scale-from-zero needs a
+        replica; set by the process that has a control-plane client."""
+        self._ids = itertools.count(1)
+        self._prefix = os.urandom(4).hex().encode()
+
+    def set_table(self, table: Table) -> None:
+        self.table = table
+        self.table_loaded = True
+        self.last_change = time.time()
+        self.hold.release(table)
+        live = {(e.namespace, e.name) for e in table.endpoints_by_name.values()}
+        self.upstreams.forget(live)
+
+    def _demand(self, deployment: NsName, waiting: int) -> None:
+        logs.event(
+            log,
+            "scale-from-zero demand",
+            deployment=f"{deployment[0]}/{deployment[1]}",
+            waiting=waiting,
+        )
+        if self.demand_hook is not None:
+            self.demand_hook(deployment, waiting)
+
+    # -- dispatch --------------------------------------------------------------------------
+
+    async def handle(self, request: Request, out: Responder) -> None:
+        path = request.path
+        api = OPENAI_PATHS.get(path)
+        if api is not None:
+            await self._inference(request, out, api, None)
+        elif path.startswith(b"/v2/models/"):
+            await self._v2(request, out)
+        elif path == b"/v1/models":
+            self._models(request, out)
+        elif path in (b"/healthz", b"/health"):
+            out.send(200, b'{"status":"ok"}')
+        elif path == b"/readyz":
+            ready = self.table_loaded
+            out.send(200 if ready else 503, b'{"ready":%s}' % (b"true" if ready else b"false"))
+        elif path == b"/metrics":
+            self.metrics.table_age.set(time.time() - self.last_change)
+            self._in_flight_gauges()
+            out.send(200, self.metrics.render(), b"text/plain; version=0.0.4; charset=utf-8")
+        else:
+            error = errors.not_found(path.decode("latin-1"))
+            out.send(404, error.openai_body())
+
+    def on_error(self, request: Request, out: Responder) -> None:
+        """An unexpected exception before anything was sent: a 500, logged."""
+        log.exception("request failed", extra={"path": request.path.decode("latin-1")})
+        error = errors.GatewayError(500, "internal error in the gateway", "server_error")
+        out.send(500, error.openai_body())
+
+    async def _inference(
+        self, request: Request, out: Responder, api: Api, v2_model: str | None
+    ) -> None:
+        ctx = Context(request, out, self._prefix + b"-%d" % next(self._ids))
+        call: Call | None = None
+        try:
+            if request.method != b"POST":
+                raise errors.GatewayError(405, f"{api.value} takes POST", cause="bad_request")
+            ctx.key = self._authenticate(request)
+            call = (
+                parse_v2(api, v2_model, request.body)
+                if v2_model is not None
+                else (parse_openai(api, request.body))
+            )
+            await pipeline.run(self, call, ctx.key, out, ctx)
+        except errors.GatewayError as error:
+            ctx.status, ctx.cause = error.status, error.cause
+            body = error.v2_body() if api.v2 else error.openai_body()
+            out.send(
+                error.status, body, headers=(*error.headers, (b"x-request-id", ctx.request_id))
+            )
+        finally:
+            self._account(ctx, call)
+
+    async def _v2(self, request: Request, out: Responder) -> None:
+        parts = request.path[len(b"/v2/models/") :].split(b"/")
+        if len(parts) == 2 and parts[1] in V2_OPS:
+            await self._inference(request, out, V2_OPS[parts[1]], parts[0].decode("latin-1"))
+            return
+        out.send(404, orjson.dumps({"error": f"no route for {request.path.decode('latin-1')}"}))
+
+    def _models(self, request: Request, out: Responder) -> None:
+        try:
+            key = self._authenticate(request)
+        except errors.GatewayError as error:
+            out.send(error.status, error.openai_body())
+            return
+        cards = [
+            {"id": s.model, "object": "model", "created": 0, "owned_by": s.namespace}
+            for (ns, _), s in sorted(self.table.services.items())
+            if ns == key.namespace
+        ]
+        out.send(200, orjson.dumps({"object": "list", "data": cards}))
+
+    def _authenticate(self, request: Request) -> KeyEntry:
+        header = request.headers.get(b"authorization")
+        if header is None or not header[:7].lower() == b"bearer ":
+            raise errors.unauthorized(
+                "You didn't provide an API key: send it as 'Authorization: Bearer YOUR_KEY'."
+            )
+        digest = hashlib.sha256(header[7:].strip()).hexdigest()
+        key = self.table.keys.get(digest)
+        if key is None:
+            raise errors.unauthorized("Incorrect API key provided: it is unknown or revoked.")
+        if key.expires_at is not None and key.expires_at <= time.time():
+            raise errors.unauthorized(f"API key {key.namespace}/{key.name} has expired.")
+        return key
+
+    # -- after each request ----------------------------------------------------------------
+
+    def _account(self, ctx: Context, call: Call | None) -> None:
+        service, tokens = ctx.service, ctx.prompt_tokens + ctx.completion_tokens
+        label = f"{service.namespace}/{service.name}" if service else "-"
+        cost = 0.0
+        if service is not None:
+            cost = service.spec.pricing.cost(ctx.prompt_tokens, ctx.completion_tokens)
+            if ctx.checks and (tokens or cost):
+                self.ledger.record(ctx.checks, time.time(), tokens, cost)
+        m = self.metrics
+        endpoint = ctx.endpoint.name if ctx.endpoint else "-"
+        m.child(m.requests, label, endpoint, str(ctx.status)).inc()
+        now = time.monotonic()
+        if ctx.cause is not None:
+            m.child(m.errors, label, ctx.cause).inc()
+        elif service is not None:
+            m.child(m.latency, label).observe(now - ctx.arrived)
+            if ctx.first_byte:
+                m.child(m.ttft, label).observe(ctx.first_byte - ctx.arrived)
+            if tokens:
+                m.child(m.tokens, label, "input").inc(ctx.prompt_tokens)
+                m.child(m.tokens, label, "output").inc(ctx.completion_tokens)
+            if cost:
+                m.child(m.cost, label).inc(cost)
+        if self.access_log.enabled:
+            self.access_log.write(self._record(ctx, call, label, endpoint, cost, now))
+
+    def _record(
+        self, ctx: Context, call: Call | None, label: str, endpoint: str, cost: float, now: float
+    ) -> dict[str, Any]:
+        record: dict[str, Any] = {
+            "ts": time.time(),
+            "event": "request",
+            "request_id": ctx.request_id.decode(),
+            "path": ctx.request.path.decode("latin-1"),
+            "status": ctx.status,
+            "key": f"{ctx.key.namespace}/{ctx.key.name}" if ctx.key else None,
+            "service": label,
+            "model": call.model if call else None,
+            "endpoint": endpoint,
+            "stream": call.stream if call else None,
+            "prompt_tokens": ctx.prompt_tokens,
+            "completion_tokens": ctx.completion_tokens,
+            "cost": round(cost, 8),
+            "duration_ms": round((now - ctx.arrived) * 1000, 2),
+            "first_byte_ms": round((ctx.first_byte - ctx.arrived) * 1000, 2)
+            if ctx.first_byte
+            else None,
+            "retries": ctx.retries,
+            "resumes": ctx.resumes,
+            "fallback": ctx.fallback,
+            "cause": ctx.cause,
+        }
+        if self.log_prompts and call is not None:
+            record["prompt"] = call.prompt_text
+        return record
+
+    def _in_flight_gauges(self) -> None:
+        for (ns, name), count in self.router.in_flight.items():
+            endpoint = self.table.endpoints_by_name.get((ns, name))
+            deployment = endpoint.deployment if endpoint else None
+            self.metrics.in_flight.labels(f"{ns}/{deployment or '-'}", name).set(count)

@@ -1,0 +1,56 @@
+"""Recent outcomes per endpoint and per service: error rate and p99 time to first byte.
+
+Counters move as outcomes arrive and leave the window, so reading the error rate is O(1) on
+the request path; the p99 is computed only when a Service asks for a latency bound, and then
+at most once a second.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+
+class Window:
+    """Outcomes of the last `span` seconds."""
+
+    __slots__ = ("_events", "_p99", "_p99_at", "errors", "span")
+
+    def __init__(self, span: float = 30.0) -> None:
+        self.span = span
+        self._events: deque[tuple[float, bool, float]] = deque()
+        self.errors = 0
+        self._p99 = 0.0
+        self._p99_at = -1.0
+
+    def add(self, now: float, ok: bool, first_byte_seconds: float) -> None:
+        self._events.append((now, ok, first_byte_seconds))
+        if not ok:
+            self.errors += 1
+        self._trim(now)
+
+    def _trim(self, now: float) -> None:
+        events, horizon = self._events, now - self.span
+        while events and events[0][0] < horizon:
+            if not events.popleft()[1]:
+                self.errors -= 1
+
+    def count(self, now: float) -> int:
+        self._trim(now)
+        return len(self._events)
+
+    def error_rate(self, now: float) -> float:
+        total = self.count(now)
+        return self.errors / total if total else 0.0
+
+    def p99(self, now: float) -> float:
+        """p99 first-byte seconds of successful requests in the window (0 without any)."""
+        if now - self._p99_at >= 1.0:
+            self._trim(now)
+            latencies = sorted(t for _, ok, t in self._events if ok)
+            self._p99 = (
+                latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
+                if (latencies)
+                else 0.0
+            )
+            self._p99_at = now
+        return self._p99

@@ -1,0 +1,286 @@
+"""The life of one inference request: key, limits, route, send, relay, account.
+
+Targets are tried in order: the Service itself, then its fallback chain. Within a target, a
+failure before the first byte reaches the client is retried on another endpoint, up to the
+Service's `retries.attempts`; a stream that breaks after it is resumed (streaming.py). Every
+request ends in exactly one response and one access-log line.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import orjson
+
+from inferplane.gateway import errors, streaming
+from inferplane.gateway.calls import Api, Call
+from inferplane.gateway.context import Context, Gateway
+from inferplane.gateway.holdqueue import QueueFull
+from inferplane.gateway.outcomes import Delivered, Failed, Outcome
+from inferplane.gateway.router import Choice
+from inferplane.gateway.table import EndpointEntry, KeyEntry, ServiceEntry
+from inferplane.gateway.wire.server import Responder
+from inferplane.gateway.wire.upstream import UpstreamError
+from inferplane.policy import quotas
+from inferplane.policy.routing.decisions import NoEndpoint
+from inferplane.policy.routing.requests import RouteRequest
+
+RETRYABLE_STATUS = frozenset((429, 502, 503, 504))
+"""Upstream answers that say "not now, not here" rather than "this request is wrong"."""
+
+
+@dataclass
+class Chain:
+    """Where a request may go: its service, then each fallback step."""
+
+    steps: list[ServiceEntry | EndpointEntry] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+
+async def run(gw: Gateway, call: Call, key: KeyEntry, out: Responder, ctx: Context) -> None:
+    """Serve `call` for `key`, writing the response to `out`."""
+    table = gw.table
+    service = table.services.get((key.namespace, call.model))
+    if service is None:
+        raise errors.model_not_found(call.model, key.namespace)
+    ctx.service = service
+    checks = ((key.subject, key.limits), *table.quotas.get(key.namespace, ()))
+    denied = gw.ledger.admit(checks, time.time())
+    if denied is not None:
+        raise _limited(denied)
+    ctx.checks = checks
+    outcome: Outcome = Failed(errors.no_endpoint(call.model, "nothing was tried"))
+    chain = _chain(gw, service)
+    for index, step in enumerate(chain.steps):
+        last = index == len(chain.steps) - 1
+        if index:
+            ctx.fallback = _name(step)
+            gw.metrics.child(gw.metrics.fallbacks, _label(service), ctx.fallback).inc()
+        if isinstance(step, EndpointEntry):
+            outcome = await attempt(gw, call, ctx, service, None, step)
+        else:
+            outcome = await _serve_service(gw, call, ctx, step, last)
+        if isinstance(outcome, Delivered):
+            return
+    assert isinstance(outcome, Failed)
+    raise outcome.error
+
+
+def _chain(gw: Gateway, service: ServiceEntry) -> Chain:
+    chain = Chain([service])
+    table = gw.table
+    for step in service.spec.fallback:
+        if step.service is not None:
+            found = table.services_by_name.get((service.namespace, step.service))
+            if found is not None:
+                chain.steps.append(found)
+        elif step.endpoint is not None:
+            endpoint = table.endpoints_by_name.get((service.namespace, step.endpoint))
+            if endpoint is not None:
+                chain.steps.append(endpoint)
+    return chain
+
+
+async def _serve_service(
+    gw: Gateway, call: Call, ctx: Context, service: ServiceEntry, last: bool
+) -> Outcome:
+    now = time.monotonic()
+    if not last:
+        why = gw.router.unhealthy(service, now)
+        if why is not None:
+            return Failed(errors.upstream_failed(service.model, why, 503))
+        if not gw.router.has_ready(gw.table, service):
+            return Failed(errors.no_endpoint(service.model, "no endpoint is ready"))
+    elif not gw.router.has_ready(gw.table, service):
+        held = await _hold(gw, service)
+        if held is not None:
+            return held
+    request = RouteRequest(
+        prompt_text=call.prompt_text if service.spec.strategy == "prefix-aware" else "",
+        session=_session(ctx, service),
+    )
+    tried: set[str] = set()
+    empty: set[str] = set()
+    outcome: Outcome = Failed(errors.no_endpoint(service.model, "no endpoint is ready"))
+    for attempt_no in range(1 + service.spec.retries.attempts):
+        choice = gw.router.choose(
+            gw.table, service, request, time.monotonic(), tried=tried, empty_routes=empty
+        )
+        if isinstance(choice, NoEndpoint):
+            if attempt_no == 0:
+                return Failed(errors.no_endpoint(service.model, choice.reason))
+            return outcome
+        if attempt_no:
+            ctx.retries += 1
+            gw.metrics.child(gw.metrics.retries, _label(service)).inc()
+        if choice.decision is not None:
+            d = choice.decision
+            gw.metrics.child(
+                gw.metrics.decisions, _label(service), d.strategy, "true" if d.spilled else "false"
+            ).inc()
+        outcome = await attempt(gw, call, ctx, service, choice, choice.endpoint)
+        if isinstance(outcome, Delivered) or not outcome.retryable:
+            return outcome
+        tried.add(choice.endpoint.name)
+    return outcome
+
+
+async def _hold(gw: Gateway, service: ServiceEntry) -> Outcome | None:
+    """Wait for a replica of the service's deployments (scale from zero); None once one is
+    ready, else the failure to answer."""
+    deployments = [
+        (service.namespace, r.deployment)
+        for r in service.spec.routes
+        if r.deployment is not None and r.weight > 0
+    ]
+    if not deployments:
+        return Failed(errors.no_endpoint(service.model, "no endpoint is ready"))
+    timeout = service.spec.timeouts.scaleFromZeroSeconds
+    gauge = gw.metrics.child(gw.metrics.held, _label(service))
+    gauge.inc()
+    try:
+        ready = await gw.hold.wait(deployments, timeout)
+    except QueueFull as full:
+        return Failed(errors.no_endpoint(service.model, f"scale-from-zero queue full: {full}"))
+    finally:
+        gauge.dec()
+    return None if ready else Failed(errors.held_too_long(service.model, timeout), False)
+
+
+async def attempt(
+    gw: Gateway,
+    call: Call,
+    ctx: Context,
+    service: ServiceEntry | None,
+    choice: Choice | None,
+    endpoint: EndpointEntry,
+) -> Outcome:
+    """One try on one endpoint: Delivered once anything reached the client."""
+    service = service or ctx.service
+    assert service is not None
+    served = await gw.upstreams.served_name(endpoint)
+    body = upstream_body(call, endpoint, served)
+    timeouts = service.spec.timeouts
+    ctx.endpoint = endpoint
+    gw.router.started(endpoint)
+    sent = time.monotonic()
+    try:
+        exchange = await gw.upstreams.send(
+            endpoint,
+            _path(call, served),
+            body,
+            connect_timeout=timeouts.connectSeconds,
+            first_byte_timeout=timeouts.firstByteSeconds,
+            request_id=ctx.request_id,
+        )
+        if exchange.status in RETRYABLE_STATUS:
+            exchange.abandon()
+            raise UpstreamError(
+                "status", f"{endpoint.name} answered {exchange.status}", before_response=True
+            )
+        if call.stream and exchange.status == 200:
+            outcome = await streaming.relay(gw, call, ctx, service, exchange, choice)
+        else:
+            outcome = await _whole(gw, call, ctx, service, exchange)
+    except UpstreamError as error:
+        gw.router.outcome(service, endpoint, time.monotonic(), False, time.monotonic() - sent)
+        return Failed(errors.upstream_failed(service.model, f"{endpoint.name}: {error}"), True)
+    finally:
+        gw.router.finished(endpoint)
+    gw.router.outcome(
+        service, endpoint, time.monotonic(), True, ctx.first_byte - sent if ctx.first_byte else 0.0
+    )
+    return outcome
+
+
+async def _whole(
+    gw: Gateway, call: Call, ctx: Context, service: ServiceEntry, exchange: streaming.Exchange
+) -> Outcome:
+    """A non-streamed answer: read whole, counted, its model name put back, sent."""
+    body = await exchange.read(service.spec.timeouts.requestSeconds)
+    ctx.first_byte = time.monotonic()
+    status = exchange.status
+    content_type = exchange.headers.get(b"content-type", b"application/json")
+    if status == 200 and content_type.startswith(b"application/json"):
+        body = _account_whole(call, ctx, body)
+    headers = (
+        (b"x-request-id", ctx.request_id),
+        (b"x-inferplane-endpoint", ctx.endpoint.name.encode() if ctx.endpoint else b""),
+    )
+    ctx.out.send(status, body, content_type, headers)
+    ctx.status = status
+    return Delivered()
+
+
+def _account_whole(call: Call, ctx: Context, body: bytes) -> bytes:
+    try:
+        obj = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return body
+    if not isinstance(obj, dict):
+        return body
+    usage = obj.get("usage")
+    if isinstance(usage, dict):
+        ctx.prompt_tokens = int(usage.get("prompt_tokens") or 0)
+        ctx.completion_tokens = int(usage.get("completion_tokens") or 0)
+    if call.api.v2 or obj.get("model") == call.model:
+        return body
+    obj["model"] = call.model
+    return orjson.dumps(obj)
+
+
+def upstream_body(call: Call, endpoint: EndpointEntry, served: str | None) -> bytes:
+    """The request body for this endpoint: the client's, with only what must change."""
+    changes: dict[str, object] = {}
+    if served is not None and served != call.model and not call.api.v2:
+        changes["model"] = served
+    if call.stream and call.api.generates:
+        if not call.wants_usage:
+            options = call.body.get("stream_options") or {}
+            changes["stream_options"] = {**options, "include_usage": True}
+        if call.resumable and not endpoint.external and not call.wants_token_ids:
+            changes["return_token_ids"] = True
+    if not changes:
+        return call.raw
+    return orjson.dumps(call.body | changes)
+
+
+def _path(call: Call, served: str | None) -> bytes:
+    if call.api.v2:
+        return f"/v2/models/{served or call.model}/{call.api.value}".encode()
+    return call.api.value.encode()
+
+
+def _session(ctx: Context, service: ServiceEntry) -> str | None:
+    value = ctx.request.headers.get(service.spec.sessionHeader.encode())
+    return value.decode("latin-1") if value is not None else None
+
+
+def _limited(denied: quotas.Denied) -> errors.GatewayError:
+    headers: tuple[tuple[bytes, bytes], ...] = ()
+    if denied.retry_after is not None:
+        seconds = max(1, math.ceil(denied.retry_after))
+        headers = ((b"retry-after", str(seconds).encode()),)
+    cause = "rate_limit" if denied.kind == "rate" else "budget"
+    return errors.GatewayError(
+        429,
+        denied.message(),
+        denied.error_type,
+        code=denied.error_type,
+        cause=cause,
+        headers=headers,
+    )
+
+
+def _name(step: ServiceEntry | EndpointEntry) -> str:
+    kind = "service" if isinstance(step, ServiceEntry) else "endpoint"
+    return f"{kind}/{step.name}"
+
+
+def _label(service: ServiceEntry) -> str:
+    return f"{service.namespace}/{service.name}"
+
+
+__all__ = ["Api", "run"]

@@ -1,0 +1,177 @@
+"""Running the gateway: event loop, listener, table sync, usage on disk, graceful stop.
+
+The routing table comes from the control plane's watches (`--control`) or from a file of
+objects (`--config`, no control plane at all). With a state directory, the last table and
+the quota ledger survive restarts: a gateway restarted while the control plane is down serves
+from what it knew.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO
+
+import orjson
+import uvloop
+
+from inferplane import client as api_client
+from inferplane import logs
+from inferplane.api import wellknown
+from inferplane.gateway.accesslog import AccessLog
+from inferplane.gateway.app import GatewayApp
+from inferplane.gateway.sync import TableSync, write_atomically
+from inferplane.gateway.table import NsName, Object
+from inferplane.gateway.wire.server import serve
+from inferplane.policy import quotas
+
+log = logging.getLogger("inferplane.gateway")
+
+USAGE_FILE = "usage.json"
+USAGE_SAVE_SECONDS = 2.0
+
+
+@dataclass(frozen=True)
+class GatewaySettings:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    control: str | None = None
+    token: str | None = None
+    config: list[Object] | None = None
+    """Objects to serve instead of following a control plane."""
+    state_dir: Path | None = None
+    region: str | None = None
+    access_log: str | None = "-"
+    """Path of the access log, '-' for stderr, None for none."""
+    log_prompts: bool = False
+    drain_seconds: float = 30.0
+
+
+def run(settings: GatewaySettings) -> None:
+    """Serve until SIGINT or SIGTERM, then finish in-flight requests (up to drain_seconds)."""
+    uvloop.install()
+    asyncio.run(_main(settings))
+
+
+async def _main(settings: GatewaySettings) -> None:
+    loop = asyncio.get_running_loop()
+    out = _access_log_stream(settings.access_log)
+    app = GatewayApp(
+        region=settings.region, access_log=AccessLog(out), log_prompts=settings.log_prompts
+    )
+    sync = TableSync(loop, app.set_table, settings.state_dir)
+    usage_path = settings.state_dir / USAGE_FILE if settings.state_dir else None
+    _restore_usage(app, usage_path)
+    if settings.config is not None:
+        sync.load_static(settings.config)
+    else:
+        sync.restore()
+        assert settings.control is not None
+        control, token = settings.control, settings.token
+
+        def make_client() -> api_client.Client:
+            return api_client.Client(control, token, timeout=10.0)
+
+        sync.follow(make_client)
+        app.demand_hook = _demand_signaller(make_client)
+    server = await serve(app.handle, app.on_error, settings.host, settings.port)
+    logs.event(
+        log,
+        "gateway listening",
+        address=f"http://{settings.host}:{settings.port}",
+        source=settings.control or "config",
+        region=settings.region or "-",
+    )
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    saver = loop.create_task(_save_usage_forever(app, usage_path))
+    await stop.wait()
+    logs.event(log, "gateway stopping", in_flight=sum(app.router.in_flight.values()))
+    server.close()
+    deadline = time.monotonic() + settings.drain_seconds
+    while sum(app.router.in_flight.values()) > 0 and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    saver.cancel()
+    sync.stop()
+    _save_usage(app, usage_path)
+    app.access_log.flush()
+    app.upstreams.pool.close()
+
+
+def _access_log_stream(target: str | None) -> IO[bytes] | None:
+    if target is None:
+        return None
+    if target == "-":
+        return sys.stderr.buffer
+    path = Path(target).expanduser()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path.open("ab")
+
+
+def _restore_usage(app: GatewayApp, path: Path | None) -> None:
+    if path is None or not path.exists():
+        return
+    try:
+        app.ledger = quotas.Ledger.from_json(orjson.loads(path.read_bytes()))
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        logs.event(
+            log, "saved usage unreadable", level=logging.WARNING, path=str(path), error=str(error)
+        )
+
+
+async def _save_usage_forever(app: GatewayApp, path: Path | None) -> None:
+    if path is None:
+        return
+    while True:
+        await asyncio.sleep(USAGE_SAVE_SECONDS)
+        data = orjson.dumps(app.ledger.to_json())
+        await asyncio.get_running_loop().run_in_executor(None, write_atomically, path, data)
+
+
+def _save_usage(app: GatewayApp, path: Path | None) -> None:
+    if path is not None:
+        write_atomically(path, orjson.dumps(app.ledger.to_json()))
+
+
+def _demand_signaller(
+    make_client: Callable[[], api_client.Client],
+) -> Callable[[NsName, int], None]:
+    """Tell the control plane a deployment has requests waiting for a replica: annotations
+    on the Deployment that an autoscaler acts on. Off the request path, in a thread."""
+
+    def signal_demand(deployment: NsName, waiting: int) -> None:
+        patch = {
+            "metadata": {
+                "annotations": {
+                    wellknown.DEMAND_AT_ANNOTATION: datetime.now(UTC).isoformat(timespec="seconds"),
+                    wellknown.DEMAND_WAITING_ANNOTATION: str(waiting),
+                }
+            }
+        }
+
+        def send() -> None:
+            ns, name = deployment
+            try:
+                with make_client() as client:
+                    client.patch("Deployment", name, patch, namespace=ns)
+            except api_client.ClientError as error:
+                logs.event(
+                    log,
+                    "demand not signalled",
+                    level=logging.WARNING,
+                    deployment=f"{ns}/{name}",
+                    error=str(error),
+                )
+
+        threading.Thread(target=send, name="demand", daemon=True).start()
+
+    return signal_demand

@@ -1,0 +1,155 @@
+"""Drives the routing policy (policy/routing) with what the gateway knows right now.
+
+It owns the policy's memory — one strategy instance per Service route, the seeded draw — and
+the gateway's own live facts per endpoint: requests in flight and recent outcomes. The
+decisions themselves are the pure code the simulator runs too.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+from inferplane.api import services
+from inferplane.gateway.health import Window
+from inferplane.gateway.table import EndpointEntry, NsName, ServiceEntry, Table
+from inferplane.policy.routing import regions, registry, splits, strategies
+from inferplane.policy.routing.decisions import NoEndpoint, Routed
+from inferplane.policy.routing.endpoints import EndpointState
+from inferplane.policy.routing.requests import RouteRequest
+
+
+@dataclass(frozen=True)
+class Choice:
+    """Where one attempt goes."""
+
+    route: services.Route
+    endpoint: EndpointEntry
+    decision: Routed | None
+    """None for an external route (one endpoint, no strategy)."""
+
+
+class Router:
+    def __init__(self, *, region: str | None, seed: int | None = None) -> None:
+        self.rng = random.Random(seed)
+        self.region = regions.RegionPolicy(local=region)
+        self.in_flight: dict[NsName, int] = {}
+        self.health: dict[NsName, Window] = {}
+        self.service_health: dict[NsName, Window] = {}
+        self._strategies: dict[tuple[str, str, str], strategies.Strategy] = {}
+
+    def choose(
+        self,
+        table: Table,
+        service: ServiceEntry,
+        request: RouteRequest,
+        now: float,
+        *,
+        tried: set[str],
+        empty_routes: set[str],
+    ) -> Choice | NoEndpoint:
+        """A route by weight, then an endpoint of it not yet `tried` this request; routes
+        found without a usable endpoint are added to `empty_routes` and the draw repeats."""
+        routes = service.spec.routes
+        while True:
+            route = splits.split(routes, self.rng, exclude=frozenset(empty_routes))
+            if isinstance(route, NoEndpoint):
+                return route
+            choice = self._within(table, service, route, request, now, tried)
+            if choice is not None:
+                return choice
+            empty_routes.add(route.target())
+
+    def _within(
+        self,
+        table: Table,
+        service: ServiceEntry,
+        route: services.Route,
+        request: RouteRequest,
+        now: float,
+        tried: set[str],
+    ) -> Choice | None:
+        ns = service.namespace
+        if route.endpoint is not None:
+            external = table.endpoints_by_name.get((ns, route.endpoint))
+            if external is None or external.name in tried:
+                return None
+            return Choice(route, external, None)
+        endpoints = table.endpoints.get((ns, route.deployment or ""), ())
+        # Tried endpoints stay in the list as not ready: a strategy forgets endpoints that
+        # are absent, and a retry must not wipe prefix-aware's index of the one that failed.
+        states = [self._state(e, now, e.name not in tried) for e in endpoints]
+        key = (ns, service.name, route.target())
+        strategy = self._strategies.get(key)
+        if strategy is None or strategy.name != service.spec.strategy:
+            strategy = self._strategies[key] = registry.make(service.spec.strategy)
+        decision = registry.route(
+            states, request, strategy=strategy, rng=self.rng, region=self.region
+        )
+        if isinstance(decision, NoEndpoint):
+            return None
+        chosen = next(e for e in endpoints if e.name == decision.endpoint)
+        return Choice(route, chosen, decision)
+
+    def _state(self, endpoint: EndpointEntry, now: float, usable: bool) -> EndpointState:
+        key = (endpoint.namespace, endpoint.name)
+        window = self.health.get(key)
+        return EndpointState(
+            name=endpoint.name,
+            region=endpoint.region,
+            ready=endpoint.ready and usable,
+            in_flight=self.in_flight.get(key, 0),
+            error_rate=window.error_rate(now) if window is not None else 0.0,
+        )
+
+    def has_ready(self, table: Table, service: ServiceEntry) -> bool:
+        """True when any weighted route has somewhere to go."""
+        for route in service.spec.routes:
+            if route.weight <= 0:
+                continue
+            if route.endpoint is not None:
+                if (service.namespace, route.endpoint) in table.endpoints_by_name:
+                    return True
+            elif any(
+                e.ready
+                for e in table.endpoints.get((service.namespace, route.deployment or ""), ())
+            ):
+                return True
+        return False
+
+    def unhealthy(self, service: ServiceEntry, now: float) -> str | None:
+        """Why the service's recent outcomes cross its fallbackWhen bounds, else None."""
+        bounds = service.spec.fallbackWhen
+        window = self.service_health.get((service.namespace, service.name))
+        if window is None or window.count(now) < bounds.minRequests:
+            return None
+        rate = window.error_rate(now)
+        if bounds.errorRate is not None and rate >= bounds.errorRate:
+            return f"error rate {rate:.0%} ≥ {bounds.errorRate:.0%}"
+        if bounds.p99LatencySeconds is not None:
+            p99 = window.p99(now)
+            if p99 > bounds.p99LatencySeconds:
+                return f"p99 first byte {p99:.2f} s > {bounds.p99LatencySeconds:g} s"
+        return None
+
+    def started(self, endpoint: EndpointEntry) -> None:
+        key = (endpoint.namespace, endpoint.name)
+        self.in_flight[key] = self.in_flight.get(key, 0) + 1
+
+    def finished(self, endpoint: EndpointEntry) -> None:
+        key = (endpoint.namespace, endpoint.name)
+        self.in_flight[key] = self.in_flight.get(key, 1) - 1
+
+    def outcome(
+        self, service: ServiceEntry, endpoint: EndpointEntry, now: float, ok: bool, ttfb: float
+    ) -> None:
+        self._window(self.health, (endpoint.namespace, endpoint.name), service).add(now, ok, ttfb)
+        key = (service.namespace, service.name)
+        self._window(self.service_health, key, service).add(now, ok, ttfb)
+
+    @staticmethod
+    def _window(windows: dict[NsName, Window], key: NsName, service: ServiceEntry) -> Window:
+        window = windows.get(key)
+        if window is None:
+            window = windows[key] = Window(service.spec.fallbackWhen.windowSeconds)
+        return window

@@ -1,0 +1,226 @@
+"""The routing table: what the gateway knows of Services, Endpoints, ApiKeys and Quotas.
+
+`Objects` holds the raw objects as the watches deliver them (and as they are persisted); a
+`Table` is an immutable, typed snapshot built from them, swapped in whole on every change, so
+the request path reads plain dictionaries and never sees a half-applied update.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pydantic
+
+from inferplane import logs
+from inferplane.api import apikeys, services
+from inferplane.gateway.wire.upstream import Origin
+from inferplane.policy import quotas
+
+log = logging.getLogger("inferplane.gateway.table")
+
+KINDS = ("Service", "Endpoint", "ApiKey", "Quota")
+"""What the gateway follows."""
+
+Object = dict[str, Any]
+M = TypeVar("M", bound=pydantic.BaseModel)
+NsName = tuple[str, str]
+
+
+@dataclass(frozen=True)
+class ServiceEntry:
+    namespace: str
+    name: str
+    model: str
+    """The name clients send as `model`."""
+    spec: services.ServiceSpec
+
+
+@dataclass(frozen=True)
+class EndpointEntry:
+    namespace: str
+    name: str
+    origin: Origin
+    deployment: str | None
+    external: bool
+    region: str
+    ready: bool
+    upstream_model: str | None
+    auth: bytes | None
+    """The value of the Authorization header for an external upstream, from its secret."""
+
+
+@dataclass(frozen=True)
+class KeyEntry:
+    namespace: str
+    name: str
+    limits: quotas.Limits
+    expires_at: float | None
+
+    @property
+    def subject(self) -> str:
+        return f"key {self.namespace}/{self.name}"
+
+
+@dataclass(frozen=True)
+class Table:
+    """A consistent snapshot; build a new one rather than changing this one."""
+
+    services: dict[NsName, ServiceEntry] = field(default_factory=dict)
+    """By (namespace, model name clients send)."""
+    services_by_name: dict[NsName, ServiceEntry] = field(default_factory=dict)
+    endpoints: dict[NsName, tuple[EndpointEntry, ...]] = field(default_factory=dict)
+    """Ready or not, by (namespace, deployment)."""
+    endpoints_by_name: dict[NsName, EndpointEntry] = field(default_factory=dict)
+    keys: dict[str, KeyEntry] = field(default_factory=dict)
+    """By the SHA-256 hex of the token."""
+    quotas: dict[str, tuple[tuple[str, quotas.Limits], ...]] = field(default_factory=dict)
+    """Each namespace's Quotas as (subject, limits)."""
+
+    def ready_deployments(self) -> set[NsName]:
+        return {k for k, eps in self.endpoints.items() if any(e.ready for e in eps)}
+
+
+class Objects:
+    """The raw objects by kind and (namespace, name), as the watches last delivered them."""
+
+    def __init__(self) -> None:
+        self.by_kind: dict[str, dict[NsName, Object]] = {kind: {} for kind in KINDS}
+        self.synced: set[str] = set()
+        """Kinds whose current list arrived from the control plane in this process's life."""
+
+    def apply(self, kind: str, event_type: str, obj: Object) -> bool:
+        """Apply one watch event; True when something changed."""
+        objects = self.by_kind[kind]
+        if event_type == "RESYNC":
+            fresh = {_key(o): o for o in obj.get("items") or []}
+            changed = fresh != objects
+            self.by_kind[kind] = fresh
+            self.synced.add(kind)
+            return changed
+        if event_type in ("ADDED", "MODIFIED"):
+            objects[_key(obj)] = obj
+            return True
+        if event_type == "DELETED":
+            return objects.pop(_key(obj), None) is not None
+        return False
+
+    def to_json(self) -> dict[str, list[Object]]:
+        return {kind: list(objs.values()) for kind, objs in self.by_kind.items()}
+
+    def load(self, data: dict[str, list[Object]]) -> None:
+        for kind in KINDS:
+            self.by_kind[kind] = {_key(o): o for o in data.get(kind) or []}
+
+
+def _key(obj: Object) -> NsName:
+    meta = obj.get("metadata") or {}
+    return meta.get("namespace") or "default", meta["name"]
+
+
+def build(objects: Objects) -> Table:
+    """A snapshot of `objects`; objects that do not validate are skipped with a log line."""
+    table = Table()
+    for obj in objects.by_kind["Service"].values():
+        if (service := _parse(services.Service, obj)) is not None:
+            entry = ServiceEntry(
+                service.metadata.namespace or "default",
+                service.metadata.name,
+                service.served_name(),
+                service.spec,
+            )
+            table.services[(entry.namespace, entry.model)] = entry
+            table.services_by_name[(entry.namespace, entry.name)] = entry
+    grouped: dict[NsName, list[EndpointEntry]] = {}
+    for obj in objects.by_kind["Endpoint"].values():
+        if (endpoint := _endpoint(obj)) is not None:
+            table.endpoints_by_name[(endpoint.namespace, endpoint.name)] = endpoint
+            if endpoint.deployment is not None and not endpoint.external:
+                grouped.setdefault((endpoint.namespace, endpoint.deployment), []).append(endpoint)
+    table.endpoints.update({k: tuple(sorted(v, key=lambda e: e.name)) for k, v in grouped.items()})
+    for obj in objects.by_kind["ApiKey"].values():
+        if (key := _parse(apikeys.ApiKey, obj)) is not None and key.spec.tokenHash:
+            table.keys[key.spec.tokenHash] = KeyEntry(
+                key.metadata.namespace or "default",
+                key.metadata.name,
+                quotas.Limits.of(key.spec.rateLimits, key.spec.budget),
+                _epoch(key.spec.expiresAt),
+            )
+    shared: dict[str, list[tuple[str, quotas.Limits]]] = {}
+    for obj in objects.by_kind["Quota"].values():
+        if (quota := _parse(apikeys.Quota, obj)) is not None:
+            ns = quota.metadata.namespace or "default"
+            limits = quotas.Limits.of(quota.spec.rateLimits, quota.spec.budget)
+            shared.setdefault(ns, []).append((f"quota {ns}/{quota.metadata.name}", limits))
+    table.quotas.update({ns: tuple(v) for ns, v in shared.items()})
+    return table
+
+
+def _parse(model: type[M], obj: Object) -> M | None:
+    try:
+        return model.model_validate(obj)
+    except pydantic.ValidationError as error:
+        name = (obj.get("metadata") or {}).get("name")
+        logs.event(
+            log,
+            "object skipped",
+            level=logging.WARNING,
+            object=f"{obj.get('kind')}/{name}",
+            error=str(error).splitlines()[0],
+        )
+        return None
+
+
+def _endpoint(obj: Object) -> EndpointEntry | None:
+    endpoint = _parse(services.Endpoint, obj)
+    if endpoint is None:
+        return None
+    spec = endpoint.spec
+    ns, name = endpoint.metadata.namespace or "default", endpoint.metadata.name
+    auth = None
+    if spec.apiKeySecretRef is not None:
+        secret = read_secret(spec.apiKeySecretRef)
+        if secret is None:
+            logs.event(
+                log,
+                "endpoint secret missing",
+                level=logging.WARNING,
+                endpoint=f"{ns}/{name}",
+                ref=_describe(spec.apiKeySecretRef),
+            )
+            return None
+        auth = b"Bearer " + secret.encode()
+    return EndpointEntry(
+        ns,
+        name,
+        Origin.parse(spec.url),
+        spec.deployment,
+        spec.external,
+        spec.region,
+        endpoint.status.ready,
+        spec.upstreamModel,
+        auth,
+    )
+
+
+def read_secret(ref: services.SecretRef) -> str | None:
+    """The secret a reference points at, or None when it is not there."""
+    if ref.env is not None:
+        return os.environ.get(ref.env) or None
+    assert ref.file is not None
+    try:
+        return Path(ref.file).read_text().strip() or None
+    except OSError:
+        return None
+
+
+def _describe(ref: services.SecretRef) -> str:
+    return f"env {ref.env}" if ref.env else f"file {ref.file}"
+
+
+def _epoch(when: datetime | None) -> float | None:
+    return when.timestamp() if when is not None else None

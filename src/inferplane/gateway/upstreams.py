@@ -1,0 +1,105 @@
+"""Sending a request to one endpoint: its request head, and the model name it serves.
+
+An engine started by an agent serves its model under the name its recipe gave it (vLLM and
+the reference engine use the model path), which the gateway learns once per endpoint from the
+engine's `/v1/models` and caches; an Endpoint's `upstreamModel` overrides it, and an external
+upstream gets the client's name unless its Endpoint says otherwise.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import orjson
+
+from inferplane import logs
+from inferplane.gateway.table import EndpointEntry
+from inferplane.gateway.wire.upstream import Exchange, Origin, Pool, UpstreamError
+
+log = logging.getLogger("inferplane.gateway.upstreams")
+
+NAME_TIMEOUT = 5.0
+
+
+class Upstreams:
+    def __init__(self, pool: Pool) -> None:
+        self.pool = pool
+        self._names: dict[tuple[str, str, Origin], str] = {}
+
+    async def send(
+        self,
+        endpoint: EndpointEntry,
+        path: bytes,
+        body: bytes,
+        *,
+        connect_timeout: float,
+        first_byte_timeout: float,
+        request_id: bytes,
+        method: bytes = b"POST",
+    ) -> Exchange:
+        origin = endpoint.origin
+        head = [
+            method,
+            b" ",
+            origin.base_path,
+            path,
+            b" HTTP/1.1\r\nhost: ",
+            origin.host_header,
+            b"\r\ncontent-type: application/json\r\ncontent-length: ",
+            str(len(body)).encode(),
+            b"\r\nx-request-id: ",
+            request_id,
+            b"\r\n",
+        ]
+        if endpoint.auth is not None:
+            head += [b"authorization: ", endpoint.auth, b"\r\n"]
+        head.append(b"\r\n")
+        return await self.pool.request(
+            origin,
+            b"".join(head),
+            body,
+            connect_timeout=connect_timeout,
+            first_byte_timeout=first_byte_timeout,
+        )
+
+    async def served_name(self, endpoint: EndpointEntry) -> str | None:
+        """The model name to send this endpoint; None to pass the client's unchanged."""
+        if endpoint.upstream_model is not None:
+            return endpoint.upstream_model
+        if endpoint.external:
+            return None
+        key = (endpoint.namespace, endpoint.name, endpoint.origin)
+        name = self._names.get(key)
+        if name is None:
+            name = await self._ask(endpoint)
+            if name is not None:
+                self._names[key] = name
+        return name
+
+    async def _ask(self, endpoint: EndpointEntry) -> str | None:
+        try:
+            exchange = await self.send(
+                endpoint,
+                b"/v1/models",
+                b"",
+                connect_timeout=NAME_TIMEOUT,
+                first_byte_timeout=NAME_TIMEOUT,
+                request_id=b"model-name",
+                method=b"GET",
+            )
+            body = await exchange.read(NAME_TIMEOUT)
+            return str(orjson.loads(body)["data"][0]["id"])
+        except (UpstreamError, ValueError, KeyError, IndexError, TypeError) as error:
+            logs.event(
+                log,
+                "model name unknown",
+                level=logging.WARNING,
+                endpoint=f"{endpoint.namespace}/{endpoint.name}",
+                error=str(error),
+            )
+            return None
+
+    def forget(self, live: set[tuple[str, str]]) -> None:
+        """Drop cached names of endpoints that are gone."""
+        for key in [k for k in self._names if (k[0], k[1]) not in live]:
+            del self._names[key]

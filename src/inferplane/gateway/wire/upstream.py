@@ -1,0 +1,323 @@
+"""Pooled keep-alive HTTP/1.1 connections to upstreams, parsed by httptools.
+
+`Pool.request` sends one request and returns an `Exchange` once the response head has
+arrived; the body is then read whole (`read`) or chunk by chunk as it comes (`next_chunk`).
+A connection goes back to the pool only when its response was read to the end; an abandoned
+exchange closes its connection, which is how an upstream learns that the client left.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections import deque
+from dataclasses import dataclass
+from typing import cast
+
+import httptools
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where an upstream listens."""
+
+    host: str
+    port: int
+    tls: bool = False
+    base_path: bytes = b""
+    """Path prefix of the upstream's API root, e.g. b'/openai' for https://x/openai."""
+
+    @property
+    def host_header(self) -> bytes:
+        default = 443 if self.tls else 80
+        text = self.host if self.port == default else f"{self.host}:{self.port}"
+        return text.encode()
+
+    @classmethod
+    def parse(cls, url: str) -> Origin:
+        parsed = httptools.parse_url(url.encode())
+        tls = parsed.schema == b"https"
+        port = parsed.port or (443 if tls else 80)
+        base = (parsed.path or b"").rstrip(b"/")
+        return cls(parsed.host.decode(), port, tls, base)
+
+
+class UpstreamError(Exception):
+    """The upstream could not be reached, or broke off; `kind` names how."""
+
+    def __init__(self, kind: str, message: str, *, before_response: bool) -> None:
+        super().__init__(message)
+        self.kind = kind
+        """connect, timeout, reset or protocol."""
+        self.before_response = before_response
+        """True when no byte of the response had arrived."""
+
+
+class _Conn(asyncio.Protocol):
+    def __init__(self, origin: Origin) -> None:
+        self.origin = origin
+        self.transport: asyncio.Transport | None = None
+        self.parser = httptools.HttpResponseParser(self)
+        self.reused = False
+        self._reset()
+
+    def _reset(self) -> None:
+        self.status = 0
+        self.headers: dict[bytes, bytes] = {}
+        self.chunks: deque[bytes] = deque()
+        self.complete = False
+        self.got_bytes = False
+        self.error: UpstreamError | None = None
+        self.keep_alive = True
+        self.waiter: asyncio.Future[None] | None = None
+
+    def send(self, data: bytes) -> None:
+        self._reset()
+        assert self.transport is not None
+        self.transport.write(data)
+
+    # asyncio.Protocol
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is no subclass
+
+    def data_received(self, data: bytes) -> None:
+        self.got_bytes = True
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserError as error:
+            self._fail(
+                UpstreamError(
+                    "protocol", f"bad HTTP from upstream: {error}", before_response=self.status == 0
+                )
+            )
+            self.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.transport = None
+        if not self.complete:
+            why = f": {exc}" if exc else ""
+            self._fail(
+                UpstreamError(
+                    "reset",
+                    f"upstream closed the connection{why}",
+                    before_response=self.status == 0,
+                )
+            )
+
+    # httptools callbacks
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.headers[name.lower()] = value
+
+    def on_headers_complete(self) -> None:
+        self.status = self.parser.get_status_code()
+        self.keep_alive = self.parser.should_keep_alive()
+        self._wake()
+
+    def on_body(self, body: bytes) -> None:
+        self.chunks.append(body)
+        self._wake()
+
+    def on_message_complete(self) -> None:
+        self.complete = True
+        self._wake()
+
+    def _fail(self, error: UpstreamError) -> None:
+        if self.error is None:
+            self.error = error
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+            self.transport = None
+
+    @property
+    def usable(self) -> bool:
+        return self.transport is not None and not self.transport.is_closing()
+
+
+async def _wait(conn: _Conn, timeout: float) -> None:
+    """Until the connection has news (head, chunk, end or error), at most `timeout` s."""
+    loop = asyncio.get_running_loop()
+    waiter = conn.waiter = loop.create_future()
+    handle = loop.call_later(timeout, _expire, waiter)
+    try:
+        await waiter
+    finally:
+        handle.cancel()
+        conn.waiter = None
+
+
+def _expire(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_exception(TimeoutError())
+
+
+class Exchange:
+    """One response being read."""
+
+    __slots__ = ("_conn", "_pool", "_released")
+
+    def __init__(self, pool: Pool, conn: _Conn) -> None:
+        self._pool = pool
+        self._conn = conn
+        self._released = False
+
+    @property
+    def status(self) -> int:
+        return self._conn.status
+
+    @property
+    def headers(self) -> dict[bytes, bytes]:
+        return self._conn.headers
+
+    async def next_chunk(self, idle_timeout: float) -> bytes | None:
+        """The next piece of the body as it arrived, or None at its end."""
+        conn = self._conn
+        while True:
+            if conn.chunks:
+                return conn.chunks.popleft()
+            if conn.complete:
+                self._release()
+                return None
+            if conn.error is not None:
+                self.abandon()
+                raise conn.error
+            try:
+                await _wait(conn, idle_timeout)
+            except TimeoutError:
+                self.abandon()
+                raise UpstreamError(
+                    "timeout",
+                    f"no data from upstream for {idle_timeout:g} s",
+                    before_response=False,
+                ) from None
+
+    async def read(self, timeout: float) -> bytes:
+        """The whole body."""
+        parts = []
+        while (chunk := await self.next_chunk(timeout)) is not None:
+            parts.append(chunk)
+        return parts[0] if len(parts) == 1 else b"".join(parts)
+
+    def abandon(self) -> None:
+        """Stop reading: the connection closes, and the upstream sees the client leave."""
+        if not self._released:
+            self._released = True
+            self._conn.close()
+
+    def _release(self) -> None:
+        if not self._released:
+            self._released = True
+            self._pool.give_back(self._conn)
+
+
+class Pool:
+    """Idle keep-alive connections per origin, most recently used first."""
+
+    def __init__(self, *, max_idle_per_origin: int = 256) -> None:
+        self._idle: dict[Origin, list[_Conn]] = {}
+        self._max_idle = max_idle_per_origin
+        self._tls = ssl.create_default_context()
+
+    async def request(
+        self,
+        origin: Origin,
+        head: bytes,
+        body: bytes,
+        *,
+        connect_timeout: float,
+        first_byte_timeout: float,
+    ) -> Exchange:
+        """Send `head` (request line and headers, ending in a blank line) and `body`; return
+        once the response head is in. A reused connection the upstream had already closed is
+        replaced by a fresh one, once, before any response byte."""
+        conn = await self._connection(origin, connect_timeout)
+        try:
+            return await self._exchange(conn, head, body, first_byte_timeout)
+        except UpstreamError as error:
+            if not (conn.reused and error.before_response and not conn.got_bytes):
+                raise
+        fresh = await self._connect(origin, connect_timeout)
+        return await self._exchange(fresh, head, body, first_byte_timeout)
+
+    async def _exchange(self, conn: _Conn, head: bytes, body: bytes, timeout: float) -> Exchange:
+        conn.send(head + body if len(body) < 65536 else head)
+        if len(body) >= 65536 and conn.transport is not None:
+            conn.transport.write(body)
+        while conn.status == 0:
+            if conn.error is not None:
+                conn.close()
+                raise conn.error
+            try:
+                await _wait(conn, timeout)
+            except TimeoutError:
+                conn.close()
+                raise UpstreamError(
+                    "timeout", f"no response from upstream in {timeout:g} s", before_response=True
+                ) from None
+            except asyncio.CancelledError:
+                conn.close()
+                raise
+        return Exchange(self, conn)
+
+    async def _connection(self, origin: Origin, timeout: float) -> _Conn:
+        idle = self._idle.get(origin)
+        while idle:
+            conn = idle.pop()
+            if conn.usable:
+                conn.reused = True
+                return conn
+        return await self._connect(origin, timeout)
+
+    async def _connect(self, origin: Origin, timeout: float) -> _Conn:
+        loop = asyncio.get_running_loop()
+        tls = self._tls if origin.tls else None
+        try:
+            _, conn = await asyncio.wait_for(
+                loop.create_connection(
+                    lambda: _Conn(origin),
+                    origin.host,
+                    origin.port,
+                    ssl=tls,
+                    server_hostname=origin.host if tls else None,
+                ),
+                timeout,
+            )
+        except TimeoutError:
+            raise UpstreamError(
+                "connect",
+                f"connecting to {origin.host}:{origin.port} took over {timeout:g} s",
+                before_response=True,
+            ) from None
+        except OSError as error:
+            raise UpstreamError(
+                "connect",
+                f"cannot connect to {origin.host}:{origin.port}: {error.strerror or error}",
+                before_response=True,
+            ) from None
+        return conn
+
+    def give_back(self, conn: _Conn) -> None:
+        if not conn.keep_alive or not conn.usable:
+            conn.close()
+            return
+        idle = self._idle.setdefault(conn.origin, [])
+        if len(idle) >= self._max_idle:
+            conn.close()
+        else:
+            idle.append(conn)
+
+    def drop(self, keep: set[Origin]) -> None:
+        """Close idle connections to origins no longer routed to."""
+        for origin in [o for o in self._idle if o not in keep]:
+            for conn in self._idle.pop(origin):
+                conn.close()
+
+    def close(self) -> None:
+        self.drop(set())
