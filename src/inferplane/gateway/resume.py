@@ -42,6 +42,8 @@ def continuation(call: Call, tracker: StreamTracker, model: str | None) -> dict[
         body["max_tokens"] = limit - len(tracker.ids)
         if body["max_tokens"] <= 0:
             return None
+    if isinstance(body.get("min_tokens"), int):
+        body["min_tokens"] = max(0, body["min_tokens"] - len(tracker.ids))
     if model is not None:
         body["model"] = model
     body |= {
