@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import openai
 import pytest
 
 from tests.support import up_process
@@ -26,18 +27,24 @@ def test_up_serves_the_demo_on_two_planes_and_stops_on_sigint(tmp_path: Path) ->
     pids: set[int] = set()
     try:
         endpoint = up.endpoint()
-        assert up_process.complete(endpoint)
+        assert endpoint == f"http://127.0.0.1:{up.gateway_port}", "the gateway is the endpoint"
+        key = up.api_key()
+        assert up_process.complete(endpoint, key)
+        streamed = openai.OpenAI(base_url=f"{endpoint}/v1", api_key=key).chat.completions.create(
+            model="demo", messages=[{"role": "user", "content": "hi"}], max_tokens=4, stream=True
+        )
+        assert "".join(c.choices[0].delta.content or "" for c in streamed if c.choices)
         with up.client() as client:
             ready = up_process.ready_replicas(client)
             assert len(ready) == 2
             assert {r["spec"]["cluster"] for r in ready} == {"local-a", "local-b"}
-            assert endpoint in {r["status"]["url"].rstrip("/") for r in ready}
             assert client.get("Service", "demo", namespace="default")["spec"]["routes"]
         pids = up.descendants()
         commands = [up_process.cmdline(pid) for pid in pids]
         assert sum(" agent " in c for c in commands) == 2
         assert sum(" engine " in c for c in commands) == 2
         assert sum(" control " in c for c in commands) == 1
+        assert sum(" gateway " in c for c in commands) == 1
         # The CLI on the same machine finds the control plane's admin token by itself.
         env = {**up.env, "INFERPLANE_SERVER": up.url}
         listed = subprocess.run(
@@ -77,7 +84,8 @@ def test_up_again_on_the_same_data_dir_reuses_everything(tmp_path: Path) -> None
     second = UpProcess(tmp_path)
     second.start()
     try:
-        assert up_process.complete(second.endpoint())
+        assert up_process.complete(second.endpoint(), second.api_key())
+        assert second.api_key() == first.api_key(), "the same demo key, kept in the data dir"
         with second.client() as client:
             assert len(up_process.replicas(client)) == 2
             assert len(client.list("Deployment", namespace="default").items) == 1

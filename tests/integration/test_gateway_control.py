@@ -130,8 +130,10 @@ def test_a_request_for_a_deployment_at_zero_is_held_until_a_replica_is_ready(
             wait_for(
                 "the service to be known",
                 lambda: (
-                    (gw.metric("inferplane_gateway_routing_table_age_seconds") >= 0
-                    and _held_or_answer(gw, token))
+                    (
+                        gw.metric("inferplane_gateway_routing_table_age_seconds") >= 0
+                        and _held_or_answer(gw, token)
+                    )
                     or None
                 ),
                 timeout=10,

@@ -26,6 +26,7 @@ from tests.support.control import free_port
 from tests.support.tiny_model import prebuilt_demo
 
 ENDPOINT = re.compile(r"^endpoint\s+(http://\S+)/v1", re.MULTILINE)
+API_KEY = re.compile(r"^API key\s+(\S+)", re.MULTILINE)
 
 
 @dataclass
@@ -33,6 +34,7 @@ class UpProcess:
     root: Path
     args: list[str] = field(default_factory=list)
     port: int = field(default_factory=free_port)
+    gateway_port: int = field(default_factory=free_port)
     process: subprocess.Popen[str] | None = None
     readers: list[threading.Thread] = field(default_factory=list)
     stdout: list[str] = field(default_factory=list)
@@ -58,6 +60,7 @@ class UpProcess:
     def start(self) -> None:
         prebuilt_demo(self.data_dir)
         command = [sys.executable, "-m", "inferplane", "up", "--port", str(self.port)]
+        command += ["--gateway-port", str(self.gateway_port)]
         self.process = subprocess.Popen(
             [*command, *self.args],
             env=self.env,
@@ -82,6 +85,12 @@ class UpProcess:
             assert self.process.poll() is None, f"up exited: {self.output()}"
             assert time.monotonic() < deadline, f"no endpoint printed: {self.output()}"
             time.sleep(0.2)
+
+    def api_key(self) -> str:
+        """The API key `up` printed with the endpoint."""
+        found = API_KEY.search("".join(self.stdout))
+        assert found, f"no API key printed: {self.output()}"
+        return found.group(1)
 
     def output(self) -> str:
         return "".join(self.stdout) + "\n--- stderr ---\n" + "".join(self.stderr)
@@ -172,11 +181,13 @@ def cmdline(pid: int) -> str:
         return ""
 
 
-def complete(endpoint: str) -> str:
-    """A completion through the official openai client, with the model the endpoint lists."""
-    models = httpx.get(f"{endpoint}/v1/models", timeout=10).json()["data"]
+def complete(endpoint: str, key: str = "x") -> str:
+    """A completion through the official openai client, with the model the endpoint lists
+    (a replica's engine, or the gateway with `key`)."""
+    headers = {"Authorization": f"Bearer {key}"}
+    models = httpx.get(f"{endpoint}/v1/models", headers=headers, timeout=10).json()["data"]
     assert [m["id"] for m in models] == ["demo"]
-    client = openai.OpenAI(base_url=f"{endpoint}/v1", api_key="x", max_retries=0, timeout=60)
+    client = openai.OpenAI(base_url=f"{endpoint}/v1", api_key=key, max_retries=0, timeout=60)
     with client:
         answer = client.completions.create(
             model="demo", prompt="The Python language", max_tokens=4, temperature=0

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
 from dataclasses import dataclass
@@ -11,10 +10,9 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.panel import Panel
-from rich.table import Table
 
 from inferplane.api.meta import API_VERSION
+from inferplane.cli.upview import DEMO, NAMESPACE
 from inferplane.control.settings import DEFAULT_PORT, default_data_dir
 
 DataDir = Annotated[
@@ -79,6 +77,9 @@ def control(
 def up(
     data_dir: DataDir = default_data_dir(),
     port: Port = DEFAULT_PORT,
+    gateway_port: Annotated[
+        int, typer.Option(help="Port of the gateway, the endpoint clients use.")
+    ] = 8080,
     replicas: Annotated[int, typer.Option(help="Replicas of the demo deployment.", min=0)] = 2,
     heartbeat_grace: Annotated[
         float | None,
@@ -107,12 +108,13 @@ def up(
     """Run the whole system on this machine: the control plane (SQLite store), two local
     workload planes (agents of clusters local-a, region=local-east, and local-b,
     region=local-west), and a demo Deployment of the reference engine serving the demo model,
-    two replicas spread across the two planes, with a Service `demo`.
+    two replicas spread across the two planes, with a Service `demo`, and the gateway in
+    front of them.
 
     The demo model is built once into DATA_DIR/models (a few minutes on a laptop, with a
     progress bar), then reused. A live table shows the replicas while they start; once they
-    are Ready, `up` prints a replica's endpoint, an API key and ready-to-paste curl and
-    openai snippets. Until the gateway exists, the endpoint is a replica's own engine.
+    are Ready, `up` prints the gateway's endpoint, an API key (ApiKey demo-client, kept in
+    DATA_DIR/demo-api-key) and ready-to-paste curl and openai snippets.
     Re-running on the same data dir reuses what is there (the objects are applied, not
     duplicated). Logs: DATA_DIR/logs (processes) and DATA_DIR/agents/CLUSTER (engines).
 
@@ -124,19 +126,22 @@ def up(
     Examples:
 
     inferplane up
-    inferplane up --data-dir ./state --port 9470
+    inferplane up --data-dir ./state --port 9470 --gateway-port 9480
     inferplane up --heartbeat-grace 4 --eviction-grace 5    # fail over within seconds
     """
     from inferplane import client as api_client
+    from inferplane.cli import upgateway, upview
     from inferplane.supervisor import Child, Supervisor, http_ready
 
     console = Console(stderr=True)
-    if not _port_free(port):
-        console.print(
-            f"[red]error:[/red] port {port} is in use (another inferplane up or control?);"
-            " stop it or pass --port"
-        )
-        raise typer.Exit(1)
+    for taken, flag in ((port, "--port"), (gateway_port, "--gateway-port")):
+        if not _port_free(taken):
+            console.print(
+                f"[red]error:[/red] port {taken} is in use (another inferplane up or control?);"
+                f" stop it or pass {flag}"
+            )
+            raise typer.Exit(1)
+    gateway = f"http://127.0.0.1:{gateway_port}"
     data_dir = data_dir.expanduser()
     data_dir.mkdir(parents=True, exist_ok=True)
     url = f"http://127.0.0.1:{port}"
@@ -171,11 +176,23 @@ def up(
                 with console.status(f"starting the workload plane {plane.cluster}…"):
                     if not supervisor.start_one(child, timeout=min(ready_timeout, 120.0)):
                         _fail(console, child)
+            gateway_child = upgateway.gateway_child(gateway_port, url, token, data_dir, log_level)
+            with console.status("starting the gateway…"):
+                if not supervisor.start_one(gateway_child, timeout=min(ready_timeout, 60.0)):
+                    _fail(console, gateway_child)
             _apply_demo(client, replicas)
-            ready = _watch_replicas(client, console, replicas, model_dir, ready_timeout)
-        console.print(_banner(url, data_dir))
+            key = upgateway.demo_key(client, data_dir)
+            ready = upview.watch_replicas(client, console, replicas, model_dir, ready_timeout)
+        console.print(upview.banner(url, gateway, data_dir))
         if ready:
-            _print_endpoint(ready, token, console)
+            with console.status("waiting for the gateway to route to the replicas…"):
+                answering = upgateway.wait_answering(gateway, key, min(ready_timeout, 60.0))
+            if not answering:
+                console.print(
+                    "[yellow]the gateway does not answer yet; see "
+                    f"{gateway_child.log_path}[/yellow]"
+                )
+            upview.print_endpoint(gateway, key, ready, data_dir / upgateway.KEY_FILE)
         console.print("[dim]Ctrl-C stops everything.[/dim]")
         supervisor.wait(on_exit=lambda child: _report_exit(console, child))
     except KeyboardInterrupt:
@@ -184,7 +201,9 @@ def up(
         code = 1
     finally:
         if supervisor.started:
-            with console.status("stopping: the agents and their engines, then the control plane…"):
+            with console.status(
+                "stopping: the gateway, the agents and their engines, then the control plane…"
+            ):
                 code = supervisor.stop() or code
             console.print("stopped.")
     raise typer.Exit(code)
@@ -197,9 +216,6 @@ class LocalPlane:
 
 
 LOCAL_PLANES = (LocalPlane("local-a", "local-east"), LocalPlane("local-b", "local-west"))
-DEMO = "demo"
-"""Name of the demo Model, Deployment and Service, and the model name clients send."""
-NAMESPACE = "default"
 
 
 class _StartFailed(Exception):
@@ -357,114 +373,6 @@ def _report_exit(console: Console, child: Any) -> None:
     )
 
 
-def _watch_replicas(
-    client: Any, console: Console, wanted: int, model_dir: Path, timeout: float
-) -> list[dict[str, Any]]:
-    """A live table of the demo's replicas until `wanted` are Ready (or the timeout); the
-    Ready ones."""
-    import time
-
-    from rich.live import Live
-
-    from inferplane.api.wellknown import DEPLOYMENT_LABEL
-
-    deadline = time.monotonic() + timeout
-    ready: list[dict[str, Any]] = []
-    with Live(console=console, transient=False, refresh_per_second=4) as live:
-        while True:
-            found = client.list(
-                "Replica", namespace=NAMESPACE, label_selector=f"{DEPLOYMENT_LABEL}={DEMO}"
-            ).items
-            found.sort(key=lambda r: r["metadata"]["name"])
-            # A Ready left over from the last run may name an engine that is gone: ask it.
-            ready = [r for r in found if _phase(r) == "Ready" and _answers(r["status"].get("url"))]
-            live.update(_replica_table(found, wanted, model_dir))
-            if len(ready) >= wanted or time.monotonic() > deadline:
-                break
-            time.sleep(0.5)
-    console.print()
-    return ready
-
-
-def _replica_table(found: list[dict[str, Any]], wanted: int, model_dir: Path) -> Table:
-    table = Table(
-        title=f"deployment {DEMO}: {sum(_phase(r) == 'Ready' for r in found)}/{wanted} ready",
-        caption=f"model: {model_dir}",
-        title_justify="left",
-        caption_justify="left",
-    )
-    for column in ("REPLICA", "CLUSTER", "PHASE", "URL", "RESTARTS", "MESSAGE"):
-        table.add_column(column, overflow="fold")
-    for replica in found:
-        status = replica.get("status") or {}
-        phase = _phase(replica)
-        style = {"Ready": "green", "Failed": "red", "CrashLoopBackOff": "red"}.get(phase, "")
-        table.add_row(
-            replica["metadata"]["name"],
-            (replica.get("spec") or {}).get("cluster") or "-",
-            f"[{style}]{phase}[/{style}]" if style else phase,
-            status.get("url") or "-",
-            str(status.get("restarts", 0)),
-            (status.get("message") or "")[:80],
-        )
-    return table
-
-
-def _answers(url: str | None) -> bool:
-    import httpx
-
-    if not url:
-        return False
-    try:
-        return httpx.get(f"{url.rstrip('/')}/v1/models", timeout=2.0).status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
-def _phase(replica: dict[str, Any]) -> str:
-    return str((replica.get("status") or {}).get("phase") or "Pending")
-
-
-def _print_endpoint(ready: list[dict[str, Any]], token: str, console: Console) -> None:
-    replica = ready[0]
-    endpoint = replica["status"]["url"].rstrip("/")
-    cluster = (replica.get("spec") or {}).get("cluster")
-    out = Console(highlight=False, soft_wrap=True)
-    out.print(
-        f"[bold]endpoint[/bold]  {endpoint}/v1   (replica {replica['metadata']['name']} "
-        f"on {cluster}; the gateway does not exist yet, so this is the replica's own "
-        "engine)"
-    )
-    for other in ready[1:]:
-        out.print(
-            f"          {other['status']['url'].rstrip('/')}/v1   (replica "
-            f"{other['metadata']['name']} on {(other.get('spec') or {}).get('cluster')})"
-        )
-    out.print(
-        f"[bold]API key[/bold]   {token}   (the fleet-admin token; the engine does not "
-        "check it yet, the gateway will)"
-    )
-    out.print(f"[bold]model[/bold]     {DEMO}")
-    out.print("")
-    out.print("curl:", style="bold")
-    out.print(_CURL.format(endpoint=endpoint, key=token, model=DEMO), markup=False)
-    out.print("Python (pip install openai):", style="bold")
-    out.print(_OPENAI.format(endpoint=endpoint, key=token, model=DEMO), markup=False)
-
-
-_CURL = """curl -s {endpoint}/v1/completions \\
-  -H "Authorization: Bearer {key}" -H "Content-Type: application/json" \\
-  -d '{{"model": "{model}", "prompt": "The Python language", "max_tokens": 32}}'
-"""
-
-_OPENAI = """from openai import OpenAI
-
-client = OpenAI(base_url="{endpoint}/v1", api_key="{key}")
-answer = client.completions.create(model="{model}", prompt="The Python language", max_tokens=32)
-print(answer.choices[0].text)
-"""
-
-
 def _port_free(port: int) -> bool:
     with socket.socket() as sock:
         try:
@@ -472,27 +380,6 @@ def _port_free(port: int) -> bool:
         except OSError:
             return False
     return True
-
-
-def _banner(url: str, data_dir: Path) -> Panel:
-    token_path = data_dir / "admin-token"
-    lines = [
-        f"[bold]control plane[/bold]  {url}",
-        f"[bold]API docs[/bold]       {url}/docs",
-        f"[bold]admin token[/bold]    {token_path}",
-        f"[bold]store[/bold]          sqlite in {data_dir}",
-        "[bold]planes[/bold]         "
-        + ", ".join(f"{p.cluster} (region={p.region})" for p in LOCAL_PLANES),
-        f"[bold]logs[/bold]           {data_dir / 'logs'}, {data_dir / 'agents'}/CLUSTER",
-        "",
-        "Try:",
-        "  inferplane get replicas",
-        "  inferplane get clusters",
-        f"  inferplane logs replica {DEMO}-… -f",
-    ]
-    if os.environ.get("INFERPLANE_DATA_DIR") is None and data_dir != default_data_dir():
-        lines.append(f"  export INFERPLANE_DATA_DIR={data_dir}")
-    return Panel("\n".join(lines), title="inferplane is up", expand=False)
 
 
 def register(app: typer.Typer) -> None:
