@@ -21,11 +21,13 @@ from pathlib import Path
 from typing import IO
 
 import orjson
+import prometheus_client
 import uvloop
 
 from inferplane import client as api_client
 from inferplane import logs
 from inferplane.api import wellknown
+from inferplane.gateway import enginestats
 from inferplane.gateway.accesslog import AccessLog
 from inferplane.gateway.app import GatewayApp
 from inferplane.gateway.sync import TableSync, write_atomically
@@ -57,6 +59,7 @@ class GatewaySettings:
 
 def run(settings: GatewaySettings) -> None:
     """Serve until SIGINT or SIGTERM, then finish in-flight requests (up to drain_seconds)."""
+    prometheus_client.disable_created_metrics()  # a _created series per child is noise here
     uvloop.install()
     asyncio.run(_main(settings))
 
@@ -94,6 +97,9 @@ async def _main(settings: GatewaySettings) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     saver = loop.create_task(_save_usage_forever(app, usage_path))
+    scraper = loop.create_task(
+        enginestats.scrape_forever(app.upstreams, lambda: app.table, app.router.engine_load)
+    )
     await stop.wait()
     logs.event(log, "gateway stopping", in_flight=sum(app.router.in_flight.values()))
     server.close()
@@ -101,6 +107,7 @@ async def _main(settings: GatewaySettings) -> None:
     while sum(app.router.in_flight.values()) > 0 and time.monotonic() < deadline:
         await asyncio.sleep(0.05)
     saver.cancel()
+    scraper.cancel()
     sync.stop()
     _save_usage(app, usage_path)
     app.access_log.flush()

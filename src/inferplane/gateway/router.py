@@ -11,6 +11,7 @@ import random
 from dataclasses import dataclass
 
 from inferplane.api import services
+from inferplane.gateway.enginestats import EngineLoad
 from inferplane.gateway.health import Window
 from inferplane.gateway.table import EndpointEntry, NsName, ServiceEntry, Table
 from inferplane.policy.routing import regions, registry, splits, strategies
@@ -29,6 +30,9 @@ class Choice:
     """None for an external route (one endpoint, no strategy)."""
 
 
+IDLE = EngineLoad()
+
+
 class Router:
     def __init__(self, *, region: str | None, seed: int | None = None) -> None:
         self.rng = random.Random(seed)
@@ -36,6 +40,8 @@ class Router:
         self.in_flight: dict[NsName, int] = {}
         self.health: dict[NsName, Window] = {}
         self.service_health: dict[NsName, Window] = {}
+        self.engine_load: dict[NsName, EngineLoad] = {}
+        """What each engine last reported (enginestats.py), by endpoint."""
         self._strategies: dict[tuple[str, str, str], strategies.Strategy] = {}
 
     def choose(
@@ -94,11 +100,15 @@ class Router:
     def _state(self, endpoint: EndpointEntry, now: float, usable: bool) -> EndpointState:
         key = (endpoint.namespace, endpoint.name)
         window = self.health.get(key)
+        engine = self.engine_load.get(key, IDLE)
         return EndpointState(
             name=endpoint.name,
             region=endpoint.region,
             ready=endpoint.ready and usable,
             in_flight=self.in_flight.get(key, 0),
+            engine_running=engine.running,
+            engine_waiting=engine.waiting,
+            kv_usage=engine.kv_usage,
             error_rate=window.error_rate(now) if window is not None else 0.0,
         )
 

@@ -1,0 +1,88 @@
+"""The engines' own view of their load, scraped off the request path.
+
+Every few seconds the gateway reads each internal endpoint's /metrics (vLLM's names, which
+the reference engine, vLLM and SGLang's vLLM-compatible mode all serve): requests running,
+requests waiting, KV-cache usage. They see every gateway's traffic but lag by the scrape
+period; the router takes the larger of them and its own in-flight count (EndpointState.load).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from inferplane.gateway.table import EndpointEntry, NsName, Table
+from inferplane.gateway.upstreams import Upstreams
+from inferplane.gateway.wire.upstream import UpstreamError
+
+SCRAPE_SECONDS = 2.0
+TIMEOUT = 2.0
+NAMES = {
+    b"vllm:num_requests_running": "running",
+    b"vllm:num_requests_waiting": "waiting",
+    b"vllm:kv_cache_usage_perc": "kv_usage",
+    b"vllm:gpu_cache_usage_perc": "kv_usage",  # vLLM before 0.10
+}
+
+
+@dataclass(frozen=True)
+class EngineLoad:
+    running: int = 0
+    waiting: int = 0
+    kv_usage: float = 0.0
+
+
+def parse(text: bytes) -> EngineLoad:
+    """The load in a Prometheus text exposition; metrics summed over their label sets."""
+    found: dict[str, float] = {}
+    for line in text.splitlines():
+        if not line.startswith(b"vllm:"):
+            continue
+        name = line.split(b"{", 1)[0].split(b" ", 1)[0]
+        field = NAMES.get(name)
+        if field is None:
+            continue
+        try:
+            value = float(line.rsplit(b" ", 1)[1])
+        except (IndexError, ValueError):
+            continue
+        found[field] = found.get(field, 0.0) + value
+    return EngineLoad(
+        int(found.get("running", 0)), int(found.get("waiting", 0)), found.get("kv_usage", 0.0)
+    )
+
+
+async def scrape_forever(
+    upstreams: Upstreams, table: Callable[[], Table], loads: dict[NsName, EngineLoad]
+) -> None:
+    """Keep `loads` current for every ready internal endpoint; forget those that left."""
+    while True:
+        endpoints = [e for e in table().endpoints_by_name.values() if e.ready and not e.external]
+        results = await asyncio.gather(*(_scrape(upstreams, e) for e in endpoints))
+        live = set()
+        for endpoint, load in zip(endpoints, results, strict=True):
+            key = (endpoint.namespace, endpoint.name)
+            live.add(key)
+            if load is not None:
+                loads[key] = load
+        for key in [k for k in loads if k not in live]:
+            del loads[key]
+        await asyncio.sleep(SCRAPE_SECONDS)
+
+
+async def _scrape(upstreams: Upstreams, endpoint: EndpointEntry) -> EngineLoad | None:
+    try:
+        exchange = await upstreams.send(
+            endpoint,
+            b"/metrics",
+            b"",
+            connect_timeout=TIMEOUT,
+            first_byte_timeout=TIMEOUT,
+            request_id=b"scrape",
+            method=b"GET",
+        )
+        body = await exchange.read(TIMEOUT)
+    except UpstreamError:
+        return None
+    return parse(body) if exchange.status == 200 else None
