@@ -119,7 +119,8 @@ def _flatten(body: dict[str, Any]) -> str:
                 if isinstance(content, str):
                     parts.append(content)
                 elif isinstance(content, list):
-                    parts += [p.get("text", "") for p in content if isinstance(p, dict)]
+                    texts = (p.get("text", "") for p in content if isinstance(p, dict))
+                    parts += [t for t in texts if isinstance(t, str)]
         return "\n".join(parts)
     prompt = body.get("prompt") or body.get("text_input") or ""
     if isinstance(prompt, list):

@@ -47,10 +47,8 @@ class Window:
         if now - self._p99_at >= 1.0:
             self._trim(now)
             latencies = sorted(t for _, ok, t in self._events if ok)
-            self._p99 = (
-                latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
-                if (latencies)
-                else 0.0
-            )
+            # nearest rank: the ceil(0.99 n)-th smallest, in integers (0.99 n is inexact)
+            rank = (len(latencies) * 99 + 99) // 100
+            self._p99 = latencies[rank - 1] if latencies else 0.0
             self._p99_at = now
         return self._p99

@@ -135,7 +135,11 @@ class Connection(asyncio.Protocol):
         except httptools.HttpParserUpgrade:
             self._reply_and_close(400, b"upgrades are not supported")
         except httptools.HttpParserError as error:
-            self._reply_and_close(400, f"malformed HTTP request: {error}".encode())
+            # httptools wraps an exception raised in a callback, keeping it as the context
+            if isinstance(error.__context__, _TooLarge):
+                self._reply_and_close(413, b"request body larger than 64 MiB")
+            else:
+                self._reply_and_close(400, f"malformed HTTP request: {error}".encode())
         except _TooLarge:
             self._reply_and_close(413, b"request body larger than 64 MiB")
 

@@ -30,7 +30,8 @@ class Origin:
     @property
     def host_header(self) -> bytes:
         default = 443 if self.tls else 80
-        text = self.host if self.port == default else f"{self.host}:{self.port}"
+        host = f"[{self.host}]" if ":" in self.host else self.host  # an IPv6 address
+        text = host if self.port == default else f"{host}:{self.port}"
         return text.encode()
 
     @classmethod
