@@ -30,10 +30,14 @@ def test_up_serves_the_demo_on_two_planes_and_stops_on_sigint(tmp_path: Path) ->
         assert endpoint == f"http://127.0.0.1:{up.gateway_port}", "the gateway is the endpoint"
         key = up.api_key()
         assert up_process.complete(endpoint, key)
-        streamed = openai.OpenAI(base_url=f"{endpoint}/v1", api_key=key).chat.completions.create(
-            model="demo", messages=[{"role": "user", "content": "hi"}], max_tokens=4, stream=True
-        )
-        assert "".join(c.choices[0].delta.content or "" for c in streamed if c.choices)
+        with openai.OpenAI(base_url=f"{endpoint}/v1", api_key=key) as chat:
+            streamed = chat.chat.completions.create(
+                model="demo",
+                messages=[{"role": "user", "content": "hi"}],
+                max_tokens=4,
+                stream=True,
+            )
+            assert "".join(c.choices[0].delta.content or "" for c in streamed if c.choices)
         with up.client() as client:
             ready = up_process.ready_replicas(client)
             assert len(ready) == 2

@@ -44,6 +44,7 @@ def test_killing_a_replica_mid_stream_yields_the_complete_greedy_answer(
         api_key("k", KEY),
     ]
     gw = GatewayProcess(tmp_path, config=config).start()
+    stack = ExitStack()
     try:
         request = {
             "model": "tiny",
@@ -52,10 +53,11 @@ def test_killing_a_replica_mid_stream_yields_the_complete_greedy_answer(
             "temperature": 0,
             "extra_body": {"ignore_eos": True},
         }
-        direct = engines[1].client()
-        served = direct.models.list().data[0].id
-        expected = direct.chat.completions.create(**(request | {"model": served}))
+        with engines[1].client() as direct:
+            served = direct.models.list().data[0].id
+            expected = direct.chat.completions.create(**(request | {"model": served}))
         client = openai.OpenAI(base_url=f"{gw.url}/v1", api_key=KEY, max_retries=0)
+        stack.callback(client.close)
         raw = client.chat.completions.with_raw_response.create(
             **request, stream=True, stream_options={"include_usage": True}
         )
@@ -76,4 +78,5 @@ def test_killing_a_replica_mid_stream_yields_the_complete_greedy_answer(
         assert usage.prompt_tokens == expected.usage.prompt_tokens  # type: ignore[union-attr]
         assert gw.metric("inferplane_gateway_resumes_total") == 1
     finally:
+        stack.close()
         gw.stop()

@@ -106,25 +106,25 @@ def gateway(
 
 
 def test_openai_client_chats_streams_completes_and_embeds(gateway: GatewayProcess) -> None:
-    client = openai.OpenAI(base_url=f"{gateway.url}/v1", api_key=KEY)
-    chat = client.chat.completions.create(
-        model="slow", messages=[{"role": "user", "content": "hi"}]
-    )
-    assert chat.choices[0].message.content == "answer from slow"
-    assert chat.model == "slow"  # the engine's own name never leaks
-    stream = client.chat.completions.create(
-        model="split", messages=[{"role": "user", "content": "hi"}], stream=True
-    )
-    pieces = [c.choices[0].delta.content for c in stream if c.choices]
-    assert "".join(p or "" for p in pieces) == "".join(f"t{i} " for i in range(8))
-    text = client.completions.create(model="split", prompt="hello")
-    assert text.choices[0].text.startswith("answer from")
-    assert text.usage is not None and text.usage.total_tokens == 15
-    vectors = client.embeddings.create(model="split", input="hello")
-    assert vectors.data[0].embedding == [0.5, 0.25]
-    assert [m.id for m in client.models.list()] == sorted(
-        ["split", "retry", "priced", "fallback", "resumable", "slow"]
-    )
+    with openai.OpenAI(base_url=f"{gateway.url}/v1", api_key=KEY) as client:
+        chat = client.chat.completions.create(
+            model="slow", messages=[{"role": "user", "content": "hi"}]
+        )
+        assert chat.choices[0].message.content == "answer from slow"
+        assert chat.model == "slow"  # the engine's own name never leaks
+        stream = client.chat.completions.create(
+            model="split", messages=[{"role": "user", "content": "hi"}], stream=True
+        )
+        pieces = [c.choices[0].delta.content for c in stream if c.choices]
+        assert "".join(p or "" for p in pieces) == "".join(f"t{i} " for i in range(8))
+        text = client.completions.create(model="split", prompt="hello")
+        assert text.choices[0].text.startswith("answer from")
+        assert text.usage is not None and text.usage.total_tokens == 15
+        vectors = client.embeddings.create(model="split", input="hello")
+        assert vectors.data[0].embedding == [0.5, 0.25]
+        assert [m.id for m in client.models.list()] == sorted(
+            ["split", "retry", "priced", "fallback", "resumable", "slow"]
+        )
 
 
 def test_a_90_10_split_lands_within_3_points_over_2000_requests(

@@ -32,6 +32,9 @@ from inferplane.policy import quotas
 
 log = logging.getLogger("inferplane.gateway")
 
+KEY_CACHE = 65536
+_STATUS = {code: str(code) for code in range(100, 600)}
+
 V2_OPS = {
     b"infer": Api.V2_INFER,
     b"generate": Api.V2_GENERATE,
@@ -63,11 +66,14 @@ class GatewayApp:
         self.demand_hook: Any = None
         """Called with ((namespace, deployment), waiting) when scale-from-zero needs a
         replica; set by the process that has a control-plane client."""
+        self._keys: dict[bytes, KeyEntry] = {}
+        """Authorization header → key, for this table: a SHA-256 per request is measurable."""
         self._ids = itertools.count(1)
         self._prefix = os.urandom(4).hex().encode()
 
     def set_table(self, table: Table) -> None:
         self.table = table
+        self._keys = {}
         self.table_loaded = True
         self.last_change = time.time()
         self.hold.release(table)
@@ -101,7 +107,7 @@ class GatewayApp:
             ready = self.table_loaded
             out.send(200 if ready else 503, b'{"ready":%s}' % (b"true" if ready else b"false"))
         elif path == b"/metrics":
-            self.metrics.table_age.set(time.time() - self.last_change)
+            self.metrics.table_age.set((), time.time() - self.last_change)
             self._in_flight_gauges()
             out.send(200, self.metrics.render(), b"text/plain; version=0.0.4; charset=utf-8")
         else:
@@ -164,10 +170,15 @@ class GatewayApp:
             raise errors.unauthorized(
                 "You didn't provide an API key: send it as 'Authorization: Bearer YOUR_KEY'."
             )
-        digest = hashlib.sha256(header[7:].strip()).hexdigest()
-        key = self.table.keys.get(digest)
+        key = self._keys.get(header)
         if key is None:
-            raise errors.unauthorized("Incorrect API key provided: it is unknown or revoked.")
+            digest = hashlib.sha256(header[7:].strip()).hexdigest()
+            key = self.table.keys.get(digest)
+            if key is None:
+                raise errors.unauthorized("Incorrect API key provided: it is unknown or revoked.")
+            if len(self._keys) >= KEY_CACHE:
+                self._keys.clear()
+            self._keys[header] = key
         if key.expires_at is not None and key.expires_at <= time.time():
             raise errors.unauthorized(f"API key {key.namespace}/{key.name} has expired.")
         return key
@@ -184,19 +195,19 @@ class GatewayApp:
                 self.ledger.record(ctx.checks, time.time(), tokens, cost)
         m = self.metrics
         endpoint = ctx.endpoint.name if ctx.endpoint else "-"
-        m.child(m.requests, label, endpoint, str(ctx.status)).inc()
+        m.requests.inc((label, endpoint, _STATUS.get(ctx.status) or str(ctx.status)))
         now = time.monotonic()
         if ctx.cause is not None:
-            m.child(m.errors, label, ctx.cause).inc()
+            m.errors.inc((label, ctx.cause))
         elif service is not None:
-            m.child(m.latency, label).observe(now - ctx.arrived)
+            m.latency.observe((label,), now - ctx.arrived)
             if ctx.first_byte:
-                m.child(m.ttft, label).observe(ctx.first_byte - ctx.arrived)
+                m.ttft.observe((label,), ctx.first_byte - ctx.arrived)
             if tokens:
-                m.child(m.tokens, label, "input").inc(ctx.prompt_tokens)
-                m.child(m.tokens, label, "output").inc(ctx.completion_tokens)
+                m.tokens.inc((label, "input"), ctx.prompt_tokens)
+                m.tokens.inc((label, "output"), ctx.completion_tokens)
             if cost:
-                m.child(m.cost, label).inc(cost)
+                m.cost.inc((label,), cost)
         if self.access_log.enabled:
             self.access_log.write(self._record(ctx, call, label, endpoint, cost, now))
 
@@ -234,4 +245,4 @@ class GatewayApp:
         for (ns, name), count in self.router.in_flight.items():
             endpoint = self.table.endpoints_by_name.get((ns, name))
             deployment = endpoint.deployment if endpoint else None
-            self.metrics.in_flight.labels(f"{ns}/{deployment or '-'}", name).set(count)
+            self.metrics.in_flight.set((f"{ns}/{deployment or '-'}", name), count)

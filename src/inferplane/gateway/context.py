@@ -27,7 +27,7 @@ class Gateway(Protocol):
     log_prompts: bool
 
 
-@dataclass
+@dataclass(slots=True)
 class Context:
     """One request as it goes: who, where, how far, how much."""
 

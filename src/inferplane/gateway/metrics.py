@@ -1,17 +1,23 @@
 """The gateway's Prometheus metrics, per service and endpoint.
 
-Label children are cached per (service, endpoint): `labels()` costs a dictionary build and a
-lock each call, and the request path should pay it once per pair, not per request.
+The request path only adds to plain dictionaries keyed by label tuples (no locks, no label
+objects); a collector turns them into Prometheus families when /metrics is scraped. One
+event loop thread writes them, so nothing else is needed.
 """
 
 from __future__ import annotations
 
-from typing import TypeVar
+import bisect
+from collections.abc import Iterator
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.metrics import MetricWrapperBase
-
-M = TypeVar("M", bound=MetricWrapperBase)
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
 
 LATENCY_BUCKETS = (
     0.001,
@@ -31,98 +37,136 @@ LATENCY_BUCKETS = (
     60,
     120,
 )
+PREFIX = "inferplane_gateway_"
+
+Labels = tuple[str, ...]
 
 
-class GatewayMetrics:
+class Count:
+    """A counter (or, with `gauge`, a gauge) over label tuples."""
+
+    __slots__ = ("doc", "gauge", "labels", "name", "values")
+
+    def __init__(self, name: str, doc: str, labels: Labels, *, gauge: bool = False) -> None:
+        self.name, self.doc, self.labels, self.gauge = PREFIX + name, doc, labels, gauge
+        self.values: dict[Labels, float] = {}
+
+    def inc(self, key: Labels, amount: float = 1.0) -> None:
+        values = self.values
+        values[key] = values.get(key, 0.0) + amount
+
+    def set(self, key: Labels, value: float) -> None:
+        self.values[key] = value
+
+    def family(self) -> Metric:
+        kind = GaugeMetricFamily if self.gauge else CounterMetricFamily
+        family = kind(self.name, self.doc, labels=list(self.labels))
+        for key, value in self.values.items():
+            family.add_metric(list(key), value)
+        return family
+
+
+class Spread:
+    """A histogram over label tuples."""
+
+    __slots__ = ("buckets", "doc", "labels", "name", "values")
+
+    def __init__(self, name: str, doc: str, labels: Labels) -> None:
+        self.name, self.doc, self.labels = PREFIX + name, doc, labels
+        self.buckets = LATENCY_BUCKETS
+        self.values: dict[Labels, list[float]] = {}
+        """Per label tuple: a count per bucket (+Inf last), then the sum."""
+
+    def observe(self, key: Labels, value: float) -> None:
+        counts = self.values.get(key)
+        if counts is None:
+            counts = self.values[key] = [0.0] * (len(self.buckets) + 2)
+        counts[bisect.bisect_left(self.buckets, value)] += 1
+        counts[-1] += value
+
+    def family(self) -> Metric:
+        family = HistogramMetricFamily(self.name, self.doc, labels=list(self.labels))
+        for key, counts in self.values.items():
+            running, cumulative = 0.0, []
+            for bound, count in zip((*self.buckets, float("inf")), counts[:-1], strict=True):
+                running += count
+                cumulative.append((str(bound) if bound != float("inf") else "+Inf", running))
+            family.add_metric(list(key), cumulative, counts[-1])
+        return family
+
+
+class GatewayMetrics(Collector):
     def __init__(self) -> None:
-        self.registry = CollectorRegistry()
-        r = self.registry
-        p = "inferplane_gateway_"
-        self.requests = Counter(
-            p + "requests",
+        self.requests = Count(
+            "requests",
             "Requests answered, by service, endpoint and HTTP status.",
-            ["service", "endpoint", "status"],
-            registry=r,
+            ("service", "endpoint", "status"),
         )
-        self.errors = Counter(
-            p + "errors",
+        self.errors = Count(
+            "errors",
             "Requests that failed, by cause (bad_request, auth, "
             "rate_limit, budget, no_endpoint, upstream, timeout).",
-            ["service", "cause"],
-            registry=r,
+            ("service", "cause"),
         )
-        self.latency = Histogram(
-            p + "request_duration_seconds",
-            "Whole request, as the client saw it.",
-            ["service"],
-            buckets=LATENCY_BUCKETS,
-            registry=r,
+        self.latency = Spread(
+            "request_duration_seconds", "Whole request, as the client saw it.", ("service",)
         )
-        self.ttft = Histogram(
-            p + "time_to_first_token_seconds",
+        self.ttft = Spread(
+            "time_to_first_token_seconds",
             "From the request's arrival to the first byte of the answer sent to the client.",
-            ["service"],
-            buckets=LATENCY_BUCKETS,
-            registry=r,
+            ("service",),
         )
-        self.tokens = Counter(
-            p + "tokens",
+        self.tokens = Count(
+            "tokens",
             "Tokens by direction (input: prompt, output: generated), from the upstream's usage.",
-            ["service", "direction"],
-            registry=r,
+            ("service", "direction"),
         )
-        self.cost = Counter(
-            p + "cost", "Cost of the tokens served, priced by the Service.", ["service"], registry=r
-        )
-        self.retries = Counter(
-            p + "retries",
+        self.cost = Count("cost", "Cost of the tokens served, priced by the Service.", ("service",))
+        self.retries = Count(
+            "retries",
             "Attempts sent to another endpoint after a failure before the first byte.",
-            ["service"],
-            registry=r,
+            ("service",),
         )
-        self.resumes = Counter(
-            p + "resumes",
+        self.resumes = Count(
+            "resumes",
             "Streams resumed on another endpoint after a failure mid-stream.",
-            ["service"],
-            registry=r,
+            ("service",),
         )
-        self.fallbacks = Counter(
-            p + "fallbacks",
+        self.fallbacks = Count(
+            "fallbacks",
             "Requests sent down a Service's fallback chain, by the step taken.",
-            ["service", "target"],
-            registry=r,
+            ("service", "target"),
         )
-        self.decisions = Counter(
-            p + "routing_decisions",
+        self.decisions = Count(
+            "routing_decisions",
             "Endpoint choices, by strategy and whether they left the gateway's region.",
-            ["service", "strategy", "spilled"],
-            registry=r,
+            ("service", "strategy", "spilled"),
         )
-        self.in_flight = Gauge(
-            p + "in_flight_requests",
+        self.in_flight = Count(
+            "in_flight_requests",
             "Requests sent to an endpoint and not yet finished.",
-            ["service", "endpoint"],
-            registry=r,
+            ("service", "endpoint"),
+            gauge=True,
         )
-        self.held = Gauge(
-            p + "held_requests",
+        self.held = Count(
+            "held_requests",
             "Requests waiting for a replica to become ready (scale from zero).",
-            ["service"],
-            registry=r,
+            ("service",),
+            gauge=True,
         )
-        self.table_age = Gauge(
-            p + "routing_table_age_seconds",
+        self.table_age = Count(
+            "routing_table_age_seconds",
             "Seconds since the last change heard from the control plane (grows while it is down).",
-            registry=r,
+            (),
+            gauge=True,
         )
-        self._children: dict[tuple[object, ...], MetricWrapperBase] = {}
+        self.registry = CollectorRegistry()
+        self.registry.register(self)
 
-    def child(self, metric: M, *labels: str) -> M:
-        key = (id(metric), *labels)
-        found = self._children.get(key)
-        if found is None:
-            found = self._children[key] = metric.labels(*labels)
-        return found  # type: ignore[return-value]
+    def collect(self) -> Iterator[Metric]:
+        for metric in vars(self).values():
+            if isinstance(metric, Count | Spread):
+                yield metric.family()
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -21,3 +21,5 @@ class Failed:
 
 
 Outcome = Delivered | Failed
+
+DELIVERED = Delivered()

@@ -18,7 +18,7 @@ from inferplane.gateway import errors, streaming
 from inferplane.gateway.calls import Api, Call
 from inferplane.gateway.context import Context, Gateway
 from inferplane.gateway.holdqueue import QueueFull
-from inferplane.gateway.outcomes import Delivered, Failed, Outcome
+from inferplane.gateway.outcomes import DELIVERED, Delivered, Failed, Outcome
 from inferplane.gateway.router import Choice
 from inferplane.gateway.table import EndpointEntry, KeyEntry, ServiceEntry
 from inferplane.gateway.wire.server import Responder
@@ -51,25 +51,27 @@ async def run(gw: Gateway, call: Call, key: KeyEntry, out: Responder, ctx: Conte
     if denied is not None:
         raise _limited(denied)
     ctx.checks = checks
-    outcome: Outcome = Failed(errors.no_endpoint(call.model, "nothing was tried"))
+    outcome: Outcome | None = None
     chain = _chain(gw, service)
     for index, step in enumerate(chain.steps):
         last = index == len(chain.steps) - 1
         if index:
             ctx.fallback = _name(step)
-            gw.metrics.child(gw.metrics.fallbacks, _label(service), ctx.fallback).inc()
+            gw.metrics.fallbacks.inc((_label(service), ctx.fallback))
         if isinstance(step, EndpointEntry):
             outcome = await attempt(gw, call, ctx, service, None, step)
         else:
             outcome = await _serve_service(gw, call, ctx, step, last)
         if isinstance(outcome, Delivered):
             return
-    assert isinstance(outcome, Failed)
+    assert isinstance(outcome, Failed)  # the chain is never empty
     raise outcome.error
 
 
 def _chain(gw: Gateway, service: ServiceEntry) -> Chain:
     chain = Chain([service])
+    if not service.spec.fallback:
+        return chain
     table = gw.table
     for step in service.spec.fallback:
         if step.service is not None:
@@ -103,27 +105,26 @@ async def _serve_service(
     )
     tried: set[str] = set()
     empty: set[str] = set()
-    outcome: Outcome = Failed(errors.no_endpoint(service.model, "no endpoint is ready"))
+    outcome: Outcome | None = None
     for attempt_no in range(1 + service.spec.retries.attempts):
         choice = gw.router.choose(
             gw.table, service, request, time.monotonic(), tried=tried, empty_routes=empty
         )
         if isinstance(choice, NoEndpoint):
-            if attempt_no == 0:
-                return Failed(errors.no_endpoint(service.model, choice.reason))
-            return outcome
+            return outcome or Failed(errors.no_endpoint(service.model, choice.reason))
         if attempt_no:
             ctx.retries += 1
-            gw.metrics.child(gw.metrics.retries, _label(service)).inc()
+            gw.metrics.retries.inc((_label(service),))
         if choice.decision is not None:
             d = choice.decision
-            gw.metrics.child(
-                gw.metrics.decisions, _label(service), d.strategy, "true" if d.spilled else "false"
-            ).inc()
+            gw.metrics.decisions.inc(
+                (_label(service), d.strategy, "true" if d.spilled else "false")
+            )
         outcome = await attempt(gw, call, ctx, service, choice, choice.endpoint)
         if isinstance(outcome, Delivered) or not outcome.retryable:
             return outcome
         tried.add(choice.endpoint.name)
+    assert outcome is not None  # at least one attempt was made
     return outcome
 
 
@@ -138,14 +139,14 @@ async def _hold(gw: Gateway, service: ServiceEntry) -> Outcome | None:
     if not deployments:
         return Failed(errors.no_endpoint(service.model, "no endpoint is ready"))
     timeout = service.spec.timeouts.scaleFromZeroSeconds
-    gauge = gw.metrics.child(gw.metrics.held, _label(service))
-    gauge.inc()
+    held = gw.metrics.held
+    held.inc((_label(service),))
     try:
         ready = await gw.hold.wait(deployments, timeout)
     except QueueFull as full:
         return Failed(errors.no_endpoint(service.model, f"scale-from-zero queue full: {full}"))
     finally:
-        gauge.dec()
+        held.inc((_label(service),), -1)
     return None if ready else Failed(errors.held_too_long(service.model, timeout), False)
 
 
@@ -211,10 +212,12 @@ async def _whole(
     )
     ctx.out.send(status, body, content_type, headers)
     ctx.status = status
-    return Delivered()
+    return DELIVERED
 
 
 def _account_whole(call: Call, ctx: Context, body: bytes) -> bytes:
+    if not call.api.v2 and _usage_at_end(ctx, body) and _names_model(body, call.model):
+        return body  # the usual answer: read its usage, send it as it came
     try:
         obj = orjson.loads(body)
     except orjson.JSONDecodeError:
@@ -229,6 +232,28 @@ def _account_whole(call: Call, ctx: Context, body: bytes) -> bytes:
         return body
     obj["model"] = call.model
     return orjson.dumps(obj)
+
+
+def _usage_at_end(ctx: Context, body: bytes) -> bool:
+    """Read `"usage": {...}` where OpenAI-shaped servers put it, last, without parsing the
+    whole answer; False when it is not there."""
+    at = body.rfind(b'"usage":')
+    if at < 0 or not body.endswith(b"}"):
+        return False
+    try:
+        usage = orjson.loads(body[at + 8 : -1])
+    except orjson.JSONDecodeError:
+        return False
+    if not isinstance(usage, dict):
+        return False
+    ctx.prompt_tokens = int(usage.get("prompt_tokens") or 0)
+    ctx.completion_tokens = int(usage.get("completion_tokens") or 0)
+    return True
+
+
+def _names_model(body: bytes, model: str) -> bool:
+    """The answer already names the client's model (so it needs no rewriting)."""
+    return b'"model":' + orjson.dumps(model) in body or b'"model": ' + orjson.dumps(model) in body
 
 
 def upstream_body(call: Call, endpoint: EndpointEntry, served: str | None) -> bytes:

@@ -9,6 +9,7 @@ from what it knew.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 import sys
@@ -64,6 +65,15 @@ def run(settings: GatewaySettings) -> None:
     asyncio.run(_main(settings))
 
 
+def _quiet_gc() -> None:
+    """Objects alive at start-up (modules, the table) are never collected again, and the
+    young generation is collected 100× less often: a request's garbage is freed by reference
+    counting, and a full collection of a large heap is a latency spike on the request path."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(70_000, 20, 100)
+
+
 async def _main(settings: GatewaySettings) -> None:
     loop = asyncio.get_running_loop()
     out = _access_log_stream(settings.access_log)
@@ -85,6 +95,7 @@ async def _main(settings: GatewaySettings) -> None:
 
         sync.follow(make_client)
         app.demand_hook = _demand_signaller(make_client)
+    _quiet_gc()
     server = await serve(app.handle, app.on_error, settings.host, settings.port)
     logs.event(
         log,

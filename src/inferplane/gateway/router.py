@@ -43,6 +43,7 @@ class Router:
         self.engine_load: dict[NsName, EngineLoad] = {}
         """What each engine last reported (enginestats.py), by endpoint."""
         self._strategies: dict[tuple[str, str, str], strategies.Strategy] = {}
+        self._sole: dict[tuple[str, str], Routed] = {}
 
     def choose(
         self,
@@ -58,7 +59,10 @@ class Router:
         found without a usable endpoint are added to `empty_routes` and the draw repeats."""
         routes = service.spec.routes
         while True:
-            route = splits.split(routes, self.rng, exclude=frozenset(empty_routes))
+            if len(routes) == 1 and not empty_routes:
+                route: services.Route | NoEndpoint = routes[0]  # nothing to draw
+            else:
+                route = splits.split(routes, self.rng, exclude=frozenset(empty_routes))
             if isinstance(route, NoEndpoint):
                 return route
             choice = self._within(table, service, route, request, now, tried)
@@ -82,6 +86,9 @@ class Router:
                 return None
             return Choice(route, external, None)
         endpoints = table.endpoints.get((ns, route.deployment or ""), ())
+        if len(endpoints) == 1 and self._alone(endpoints[0], tried):
+            only = endpoints[0]
+            return Choice(route, only, self._only(only, service.spec.strategy))
         # Tried endpoints stay in the list as not ready: a strategy forgets endpoints that
         # are absent, and a retry must not wipe prefix-aware's index of the one that failed.
         states = [self._state(e, now, e.name not in tried) for e in endpoints]
@@ -96,6 +103,22 @@ class Router:
             return None
         chosen = next(e for e in endpoints if e.name == decision.endpoint)
         return Choice(route, chosen, decision)
+
+    def _alone(self, endpoint: EndpointEntry, tried: set[str]) -> bool:
+        """A deployment's only endpoint, usable as it stands: no choice for a strategy."""
+        local = self.region.local
+        return (
+            endpoint.ready
+            and endpoint.name not in tried
+            and (local is None or endpoint.region == local)
+        )
+
+    def _only(self, endpoint: EndpointEntry, strategy: str) -> Routed:
+        key = (endpoint.name, strategy)
+        decision = self._sole.get(key)
+        if decision is None:
+            decision = self._sole[key] = Routed(endpoint.name, strategy, "the only endpoint")
+        return decision
 
     def _state(self, endpoint: EndpointEntry, now: float, usable: bool) -> EndpointState:
         key = (endpoint.namespace, endpoint.name)
@@ -120,10 +143,7 @@ class Router:
             if route.endpoint is not None:
                 if (service.namespace, route.endpoint) in table.endpoints_by_name:
                     return True
-            elif any(
-                e.ready
-                for e in table.endpoints.get((service.namespace, route.deployment or ""), ())
-            ):
+            elif (service.namespace, route.deployment or "") in table.ready:
                 return True
         return False
 

@@ -16,7 +16,7 @@ import orjson
 from inferplane.gateway import resume
 from inferplane.gateway.calls import Call
 from inferplane.gateway.context import Context, Gateway
-from inferplane.gateway.outcomes import Delivered, Outcome
+from inferplane.gateway.outcomes import DELIVERED, Outcome
 from inferplane.gateway.router import Choice
 from inferplane.gateway.sse import StreamTracker
 from inferplane.gateway.table import ServiceEntry
@@ -55,7 +55,7 @@ async def relay(
             break
         broken = await _resume(gw, call, ctx, service, tracker, tried, broken)
     _finish(call, ctx, tracker)
-    return Delivered()
+    return DELIVERED
 
 
 async def _pump(
@@ -118,7 +118,7 @@ async def _resume(
         )
     ctx.resumes += 1
     ctx.endpoint = endpoint
-    gw.metrics.child(gw.metrics.resumes, f"{service.namespace}/{service.name}").inc()
+    gw.metrics.resumes.inc((f"{service.namespace}/{service.name}",))
     note = f": inferplane resumed this stream on {endpoint.name} after {len(tracker.ids)} tokens"
     await ctx.out.chunk(note.encode() + b"\n\n")
     tracker.reshape = resume.Reshaper(call, tracker).chunk

@@ -7,6 +7,7 @@ the request path reads plain dictionaries and never sees a half-applied update.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from dataclasses import dataclass, field
@@ -81,8 +82,13 @@ class Table:
     quotas: dict[str, tuple[tuple[str, quotas.Limits], ...]] = field(default_factory=dict)
     """Each namespace's Quotas as (subject, limits)."""
 
-    def ready_deployments(self) -> set[NsName]:
-        return {k for k, eps in self.endpoints.items() if any(e.ready for e in eps)}
+    @functools.cached_property
+    def ready(self) -> frozenset[NsName]:
+        """Deployments with at least one ready endpoint."""
+        return frozenset(k for k, eps in self.endpoints.items() if any(e.ready for e in eps))
+
+    def ready_deployments(self) -> frozenset[NsName]:
+        return self.ready
 
 
 class Objects:

@@ -9,6 +9,7 @@ exchange closes its connection, which is how an upstream learns that the client 
 from __future__ import annotations
 
 import asyncio
+import functools
 import ssl
 from collections import deque
 from dataclasses import dataclass
@@ -27,7 +28,7 @@ class Origin:
     base_path: bytes = b""
     """Path prefix of the upstream's API root, e.g. b'/openai' for https://x/openai."""
 
-    @property
+    @functools.cached_property
     def host_header(self) -> bytes:
         default = 443 if self.tls else 80
         host = f"[{self.host}]" if ":" in self.host else self.host  # an IPv6 address
