@@ -43,6 +43,8 @@ class StreamTracker:
     def feed(self, data: bytes) -> list[bytes]:
         """The complete events in `data` (plus what was pending), as they should be sent."""
         buffer = self._buffer + data if self._buffer else data
+        if b"\r" in buffer:  # events may end in CRLF CRLF (SSE allows it); vLLM's do not
+            buffer = buffer.replace(b"\r\n", b"\n")
         *complete, self._buffer = buffer.split(b"\n\n")
         out = []
         for event in complete:

@@ -186,3 +186,10 @@ def test_reshape_runs_before_the_chunk_is_noted() -> None:
     t.reshape = lambda obj: {**obj, "id": "reshaped"}
     (out,) = t.feed(data(chat("a", [1])))
     assert parsed(out)["id"] == "reshaped" and t.id == "reshaped"
+
+
+def test_events_ending_in_crlf_are_forwarded() -> None:
+    tracker = StreamTracker("m", strip_ids=False, strip_usage=False, track_ids=False)
+    event = b'data: {"id": "x", "choices": [{"index": 0, "text": "a"}]}\r\n\r\n'
+    out = tracker.feed(event[:20]) + tracker.feed(event[20:] + b"data: [DONE]\r\n\r\n")
+    assert len(out) == 2 and tracker.done
