@@ -91,6 +91,12 @@ def test_revoked_keys_stop_working_and_a_restart_serves_with_the_control_plane_d
             )
             assert time.monotonic() - started < 5
             assert _answers(gw, keep, "svc") == 200
+            status = wait_for(
+                "usage to reach the key's status",
+                lambda: _status_once_used(client, "keep", 30),
+                timeout=15,
+            )
+            assert status["lastUsedTime"] and status["periodStart"]
 
             saved = gw.state_dir / "routing-table.json"
             wait_for("the table to be saved", lambda: saved.exists() or None, timeout=5)
@@ -173,3 +179,8 @@ def _held_or_answer(gw: GatewayProcess, token: str) -> bool:
     """The gateway knows the key (a 401 would mean the table is not in yet)."""
     response = httpx.get(f"{gw.url}/v1/models", headers={"Authorization": f"Bearer {token}"})
     return response.status_code == 200 and any(m["id"] == "cold" for m in response.json()["data"])
+
+
+def _status_once_used(client: api_client.Client, key: str, tokens: int) -> dict[str, Any] | None:
+    status: dict[str, Any] = client.get("ApiKey", key)["status"]
+    return status if status.get("tokensUsed", 0) >= tokens else None

@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 
 from inferplane import logs
-from inferplane.gateway import errors, pipeline
+from inferplane.gateway import errors, pipeline, usage
 from inferplane.gateway.accesslog import AccessLog
 from inferplane.gateway.calls import OPENAI_PATHS, Api, Call, parse_openai, parse_v2
 from inferplane.gateway.context import Context
@@ -59,6 +59,7 @@ class GatewayApp:
         self.ledger = quotas.Ledger()
         self.metrics = GatewayMetrics()
         self.hold = HoldQueue(self._demand)
+        self.usage = usage.UsageReports()
         self.access_log = access_log or AccessLog(None)
         self.log_prompts = log_prompts
         self.table_loaded = False
@@ -74,6 +75,7 @@ class GatewayApp:
     def set_table(self, table: Table) -> None:
         self.table = table
         self._keys = {}
+        usage.seed(self.ledger, table)
         self.table_loaded = True
         self.last_change = time.time()
         self.hold.release(table)
@@ -191,8 +193,11 @@ class GatewayApp:
         cost = 0.0
         if service is not None:
             cost = service.spec.pricing.cost(ctx.prompt_tokens, ctx.completion_tokens)
-            if ctx.checks and (tokens or cost):
-                self.ledger.record(ctx.checks, time.time(), tokens, cost)
+            if ctx.checks:
+                wall = time.time()
+                if tokens or cost:
+                    self.ledger.record(ctx.checks, wall, tokens, cost)
+                self.usage.touched([subject for subject, _ in ctx.checks], wall)
         m = self.metrics
         endpoint = ctx.endpoint.name if ctx.endpoint else "-"
         m.requests.inc((label, endpoint, _STATUS.get(ctx.status) or str(ctx.status)))

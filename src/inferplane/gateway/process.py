@@ -28,7 +28,7 @@ import uvloop
 from inferplane import client as api_client
 from inferplane import logs
 from inferplane.api import wellknown
-from inferplane.gateway import enginestats
+from inferplane.gateway import enginestats, usage
 from inferplane.gateway.accesslog import AccessLog
 from inferplane.gateway.app import GatewayApp
 from inferplane.gateway.sync import TableSync, write_atomically
@@ -81,6 +81,7 @@ async def _main(settings: GatewaySettings) -> None:
         region=settings.region, access_log=AccessLog(out), log_prompts=settings.log_prompts
     )
     sync = TableSync(loop, app.set_table, settings.state_dir)
+    tasks: list[asyncio.Task[None]] = []
     usage_path = settings.state_dir / USAGE_FILE if settings.state_dir else None
     _restore_usage(app, usage_path)
     if settings.config is not None:
@@ -95,6 +96,11 @@ async def _main(settings: GatewaySettings) -> None:
 
         sync.follow(make_client)
         app.demand_hook = _demand_signaller(make_client)
+        tasks.append(
+            loop.create_task(
+                usage.report_forever(app.usage, lambda: app.ledger, lambda: app.table, make_client)
+            )
+        )
     _quiet_gc()
     server = await serve(app.handle, app.on_error, settings.host, settings.port)
     logs.event(
@@ -117,8 +123,8 @@ async def _main(settings: GatewaySettings) -> None:
     deadline = time.monotonic() + settings.drain_seconds
     while sum(app.router.in_flight.values()) > 0 and time.monotonic() < deadline:
         await asyncio.sleep(0.05)
-    saver.cancel()
-    scraper.cancel()
+    for task in (saver, scraper, *tasks):
+        task.cancel()
     sync.stop()
     _save_usage(app, usage_path)
     app.access_log.flush()

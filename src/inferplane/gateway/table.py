@@ -81,6 +81,8 @@ class Table:
     """By the SHA-256 hex of the token."""
     quotas: dict[str, tuple[tuple[str, quotas.Limits], ...]] = field(default_factory=dict)
     """Each namespace's Quotas as (subject, limits)."""
+    usage: dict[str, tuple[int, float, float]] = field(default_factory=dict)
+    """What the control plane says each key and Quota used: (tokens, cost, period start)."""
 
     @functools.cached_property
     def ready(self) -> frozenset[NsName]:
@@ -150,20 +152,32 @@ def build(objects: Objects) -> Table:
     table.endpoints.update({k: tuple(sorted(v, key=lambda e: e.name)) for k, v in grouped.items()})
     for obj in objects.by_kind["ApiKey"].values():
         if (key := _parse(apikeys.ApiKey, obj)) is not None and key.spec.tokenHash:
-            table.keys[key.spec.tokenHash] = KeyEntry(
+            key_entry = KeyEntry(
                 key.metadata.namespace or "default",
                 key.metadata.name,
                 quotas.Limits.of(key.spec.rateLimits, key.spec.budget),
                 _epoch(key.spec.expiresAt),
             )
+            table.keys[key.spec.tokenHash] = key_entry
+            _note_usage(table, key_entry.subject, key.status)
     shared: dict[str, list[tuple[str, quotas.Limits]]] = {}
     for obj in objects.by_kind["Quota"].values():
         if (quota := _parse(apikeys.Quota, obj)) is not None:
             ns = quota.metadata.namespace or "default"
             limits = quotas.Limits.of(quota.spec.rateLimits, quota.spec.budget)
-            shared.setdefault(ns, []).append((f"quota {ns}/{quota.metadata.name}", limits))
+            subject = f"quota {ns}/{quota.metadata.name}"
+            shared.setdefault(ns, []).append((subject, limits))
+            _note_usage(table, subject, quota.status)
     table.quotas.update({ns: tuple(v) for ns, v in shared.items()})
     return table
+
+
+def _note_usage(
+    table: Table, subject: str, status: apikeys.ApiKeyStatus | apikeys.QuotaStatus
+) -> None:
+    if status.periodStart is not None and (status.tokensUsed or status.costUsed):
+        start = status.periodStart.timestamp()
+        table.usage[subject] = (status.tokensUsed, status.costUsed, start)
 
 
 def _parse(model: type[M], obj: Object) -> M | None:
