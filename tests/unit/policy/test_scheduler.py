@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from inferplane.api import fleet
-from inferplane.policy.placement import bindings, decisions, scheduler, state
+from inferplane.policy.placement import bindings, decisions, demands, scheduler, state
 from tests.unit.policy.fleets import cluster, demand, deployment, gpus, planner, pool, product
 
 
@@ -203,3 +203,53 @@ def test_the_bucket_search_looks_past_a_pool_whose_tight_node_lacks_cpu() -> Non
     s = scheduler.Scheduler(state.Snapshot([cluster("eu")], pools), search_from=0)
     binding = bound(s.place(demand(deployment("x", count=2, cpu="1"))))
     assert (binding.pool, binding.nodes) == ("b", (0,))
+
+
+def test_the_bucket_search_settles_a_tie_on_leftover_as_the_plain_scan_does() -> None:
+    """Found by hypothesis (test_properties). After two gangs, a 1-GPU replica leaves 1 GPU
+    free either on the last, empty node of `twos` or on a half-used node of `fours`: a tie on
+    leftover that binpack settles for `fours`, where no node is empty. The bucket search used
+    to stop at the first fit that reached its bound, `twos`, so the third gang then found
+    `fours` whole and was placed by the search but not by the plain scan."""
+    a100 = (product("A100"),)
+    pools = [
+        pool("twos", "eu", gpus("A100", 2), nodes=3),
+        pool("fours", "us", gpus("A100", 4), nodes=2),
+    ]
+    gang = deployment("gang", count=2, nodes=2, selectors=a100)
+    stream = [demand(gang, 0), demand(gang, 1), demand(deployment("one", selectors=a100))]
+    for search_from in (0, 1000):
+        snapshot = state.Snapshot([cluster("eu"), cluster("us")], pools)
+        s = scheduler.Scheduler(snapshot, search_from=search_from)
+        placed = [bound(s.place(d)) for d in stream]
+        assert [(b.pool, b.nodes) for b in placed] == [
+            ("twos", (0, 1)),
+            ("fours", (0, 1)),
+            ("fours", (0,)),
+        ]
+        assert isinstance(s.place(demand(gang, 2)), decisions.Unschedulable)
+
+
+def test_the_bucket_search_counts_what_a_second_request_takes_from_the_first_ones_group() -> None:
+    """Pool x's node has 3 A100s free: the 1-GPU request and the 2-GPU one both take A100s,
+    leaving 0. Pool y's node has 2 A100s and 2 H100s: the 2-GPU request goes to the H100s,
+    leaving 1 A100. The search meets y first (2 free is closer to 1) and must not take it
+    for the tightest fit, as if the first request alone drew from its group."""
+    used = fleet.NodeAllocation(index=0, devices={"a": [0]}, replicas=["team-a/old"])
+    pools = [
+        with_status(pool("x", "eu", gpus("A100", 4, name="a"), nodes=1), used),
+        pool("y", "eu", gpus("A100", 2, name="a"), gpus("H100", 2, name="b"), nodes=1),
+    ]
+    any_gpu = 'device.driver == "gpu.nvidia.com"'
+    needs = (
+        demands.DeviceNeed("main", 1, (product("A100"),)),
+        demands.DeviceNeed("draft", 2, (any_gpu,)),
+    )
+    replica = demands.Demand("team-a/r", demands.Shape(needs=needs))
+    for search_from in (0, 1000):
+        s = scheduler.Scheduler(state.Snapshot([cluster("eu")], pools), search_from=search_from)
+        binding = bound(s.place(replica))
+        assert (binding.pool, [(d.group, d.indexes) for d in binding.devices]) == (
+            "x",
+            [("a", (1,)), ("a", (2, 3))],
+        )

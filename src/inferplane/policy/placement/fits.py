@@ -45,10 +45,15 @@ class Fit:
         return sum(p.leftover for p in self.picks)
 
     def binpack_key(self) -> tuple[int, int, int, int]:
-        """Smaller is tighter: fewest devices left free on the chosen nodes, then pools
-        already in use, then pools with fewer empty nodes, then snapshot order."""
-        pool = self.pool
-        return self.leftover, 0 if pool.touched else 1, len(pool.empty), pool.order
+        """Smaller is tighter: fewest devices left free on the chosen nodes, then the pool's
+        own tie-break (`pool_key`)."""
+        return self.leftover, *pool_key(self.pool)
+
+
+def pool_key(pool: PoolState) -> tuple[int, int, int]:
+    """Binpack's tie-break between fits that leave as much free: pools already in use, then
+    pools with fewer empty nodes, then snapshot order. Known without fitting the pool."""
+    return 0 if pool.touched else 1, len(pool.empty), pool.order
 
 
 def fit_pool(pool: PoolState, options: Options, shape: demands.Shape) -> Fit | None:

@@ -110,6 +110,7 @@ class Scheduler:
         return self.index.search(
             found.classes,
             count=shape.needs[0].count,
+            others=sum(need.count for need in shape.needs[1:]),
             nodes=shape.nodes,
             allowed=allowed,
             evaluate=lambda pool: fit_pool(pool, allowed[pool], shape),

@@ -3,7 +3,9 @@
 Each strategy has two faces that must agree. `choose` is the fast one the scheduler runs: it
 walks pools in the strategy's order and stops early. `key` is the plain definition, a sort
 key over every fitting pool; tests check that what `choose` picks is never beaten on the
-first `exact` parts of `key` (the rest are tie-breaks `choose` may settle differently).
+first `exact` parts of `key`. `Context.best` is exact on all of binpack's key, so only spread,
+which takes the first domain in fleet order among those with as few replicas, settles the
+rest differently.
 
 - binpack: the tightest fit, fewest devices left free on the chosen nodes; then pools
   already in use; then pools with fewer empty nodes.
@@ -36,7 +38,8 @@ class Context(Protocol):
         ...
 
     def best(self, demand: Demand, found: Candidates, allowed: Allowed) -> Fit | None:
-        """The tightest fit (binpack) among `allowed`, a subset of `found.allowed`."""
+        """The tightest fit (least `Fit.binpack_key`) among `allowed`, a subset of
+        `found.allowed`: the same whether the scheduler walks its buckets or fits every pool."""
         ...
 
     def cached_clusters(self, model: ModelRef | None) -> frozenset[str]:
@@ -141,9 +144,9 @@ def _key_cached(ctx: Context, demand: Demand, fit: Fit) -> tuple[Any, ...]:
 
 
 STRATEGIES: dict[str, Strategy] = {
-    "binpack": Strategy("binpack", choose_binpack, _key_binpack, exact=1),
+    "binpack": Strategy("binpack", choose_binpack, _key_binpack, exact=4),
     "spread": Strategy("spread", choose_spread, _key_spread, exact=1),
-    "cheapest": Strategy("cheapest", choose_cheapest, _key_cheapest, exact=2),
-    "cached": Strategy("cached", choose_cached, _key_cached, exact=2),
+    "cheapest": Strategy("cheapest", choose_cheapest, _key_cheapest, exact=5),
+    "cached": Strategy("cached", choose_cached, _key_cached, exact=5),
 }
 """Strategies by the name a Deployment's placement.strategy gives."""
