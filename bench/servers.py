@@ -25,6 +25,8 @@ class ServerSpec:
     env: dict[str, str]
     log: Path
     startup_timeout: float
+    health: str = "/health"
+    """The path that answers 200 once the server is ready."""
 
 
 @contextmanager
@@ -50,7 +52,7 @@ def wait_healthy(process: subprocess.Popen[bytes], url: str, spec: ServerSpec) -
         if process.poll() is not None:
             raise RuntimeError(f"{spec.who} exited with {process.returncode}:\n{tail(spec.log)}")
         try:
-            if httpx.get(f"{url}/health", timeout=2, trust_env=False).status_code == 200:
+            if httpx.get(f"{url}{spec.health}", timeout=2, trust_env=False).status_code == 200:
                 print(f"{spec.who} is up after {time.monotonic() - start:.1f} s", flush=True)
                 return
         except httpx.HTTPError:
