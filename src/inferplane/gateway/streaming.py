@@ -61,18 +61,30 @@ async def relay(
 async def _pump(
     ctx: Context, service: ServiceEntry, exchange: Exchange, tracker: StreamTracker
 ) -> UpstreamError | None:
-    """Forward events until the upstream ends; the error when it broke off instead."""
-    idle = service.spec.timeouts.idleSeconds
+    """Forward events until the upstream ends; the error when it broke off instead.
+
+    Events go out from inside the upstream connection's callback (`Exchange.pump`): no task
+    switch per event, and a client that reads slowly pauses the upstream.
+    """
     out = ctx.out
+
+    def forward(data: bytes) -> None:
+        events = tracker.feed(data)
+        if not events:
+            return
+        if not out.started:
+            ctx.first_byte = time.monotonic()
+            ctx.status = 200
+            out.start(200, b"text/event-stream", _headers(ctx))
+        flowing = True
+        for event in events:
+            flowing = out.push(event)
+        if not flowing:
+            exchange.pause()
+            out.on_drained(exchange.resume)
+
     try:
-        while (data := await exchange.next_chunk(idle)) is not None:
-            events = tracker.feed(data)
-            if events and not out.started:
-                ctx.first_byte = time.monotonic()
-                ctx.status = 200
-                out.start(200, b"text/event-stream", _headers(ctx))
-            for event in events:
-                await out.chunk(event)
+        await exchange.pump(forward, service.spec.timeouts.idleSeconds)
     except UpstreamError as error:
         return error
     finally:

@@ -90,6 +90,17 @@ class Responder:
         head.append(b"\r\n")
         self._conn.write(b"".join(head))
 
+    def push(self, data: bytes) -> bool:
+        """One chunk, written now, without waiting; False when the client's buffer is full
+        (the caller stops reading its source until `on_drained` fires)."""
+        if data:
+            self._conn.write(b"%x\r\n%b\r\n" % (len(data), data))
+        return not self._conn.congested
+
+    def on_drained(self, callback: Callable[[], None]) -> None:
+        """Call `callback` once the client has caught up."""
+        self._conn.resumers.append(callback)
+
     async def chunk(self, data: bytes) -> None:
         """One chunk, written now (never coalesced); waits while the client reads slowly."""
         if data:
@@ -123,6 +134,7 @@ class Connection(asyncio.Protocol):
         self._size = 0
         self._url = b""
         self._paused: asyncio.Future[None] | None = None
+        self.resumers: list[Callable[[], None]] = []
         self._header_name = b""
 
     # asyncio.Protocol
@@ -157,6 +169,13 @@ class Connection(asyncio.Protocol):
     def resume_writing(self) -> None:
         if self._paused is not None and not self._paused.done():
             self._paused.set_result(None)
+        resumers, self.resumers = self.resumers, []
+        for resume in resumers:
+            resume()
+
+    @property
+    def congested(self) -> bool:
+        return self._paused is not None and not self._paused.done()
 
     # httptools callbacks
     def on_url(self, url: bytes) -> None:

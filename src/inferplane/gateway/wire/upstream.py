@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import functools
 import ssl
+import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import cast
 
@@ -72,6 +74,9 @@ class _Conn(asyncio.Protocol):
         self.error: UpstreamError | None = None
         self.keep_alive = True
         self.waiter: asyncio.Future[None] | None = None
+        self.sink: Callable[[bytes], None] | None = None
+        self.sink_error: BaseException | None = None
+        self.last_body = 0.0
 
     def send(self, data: bytes) -> None:
         self._reset()
@@ -116,8 +121,19 @@ class _Conn(asyncio.Protocol):
         self._wake()
 
     def on_body(self, body: bytes) -> None:
-        self.chunks.append(body)
-        self._wake()
+        sink = self.sink
+        if sink is None:
+            self.chunks.append(body)
+            self._wake()
+            return
+        # Push mode: the piece goes on to the client from inside this callback, with no task
+        # switch, future or timer per chunk; the waiting task wakes only at the end.
+        self.last_body = time.monotonic()
+        try:
+            sink(body)
+        except Exception as error:
+            self.sink, self.sink_error = None, error
+            self._wake()
 
     def on_message_complete(self) -> None:
         self.complete = True
@@ -199,6 +215,48 @@ class Exchange:
                     f"no data from upstream for {idle_timeout:g} s",
                     before_response=False,
                 ) from None
+
+    async def pump(self, sink: Callable[[bytes], None], idle_timeout: float) -> None:
+        """Hand every piece of the body to `sink` as it arrives, until the end. An exception
+        the sink raises ends the exchange and is raised here."""
+        conn = self._conn
+        while conn.chunks:
+            sink(conn.chunks.popleft())
+        conn.sink, conn.last_body = sink, time.monotonic()
+        try:
+            while not conn.complete:
+                if conn.sink_error is not None:
+                    self.abandon()
+                    raise conn.sink_error
+                if conn.error is not None:
+                    self.abandon()
+                    raise conn.error
+                try:
+                    await _wait(conn, idle_timeout)
+                except TimeoutError:
+                    if time.monotonic() - conn.last_body < idle_timeout:
+                        continue  # data came meanwhile: the timer only checks for silence
+                    self.abandon()
+                    raise UpstreamError(
+                        "timeout",
+                        f"no data from upstream for {idle_timeout:g} s",
+                        before_response=False,
+                    ) from None
+        finally:
+            conn.sink = None
+        if conn.sink_error is not None:
+            self.abandon()
+            raise conn.sink_error
+        self._release()
+
+    def pause(self) -> None:
+        """Stop reading from the upstream (the client reads slower than it writes)."""
+        if self._conn.transport is not None:
+            self._conn.transport.pause_reading()
+
+    def resume(self) -> None:
+        if self._conn.transport is not None and not self._released:
+            self._conn.transport.resume_reading()
 
     async def read(self, timeout: float) -> bytes:
         """The whole body."""
