@@ -80,3 +80,37 @@ def test_killing_a_replica_mid_stream_yields_the_complete_greedy_answer(
     finally:
         stack.close()
         gw.stop()
+
+
+def test_kserve_v2_generate_and_infer_through_the_gateway(
+    engines: list[EngineProcess], tmp_path: Path
+) -> None:
+    config = [
+        service("tiny", [{"deployment": "t"}]),
+        endpoint("e0", engines[0].url, "t"),
+        api_key("k", KEY),
+    ]
+    gw = GatewayProcess(tmp_path, config=config).start()
+    try:
+        with gw.http(KEY) as http:
+            generated = http.post(
+                "/v2/models/tiny/generate",
+                json={"text_input": "tell me", "parameters": {"max_tokens": 4, "temperature": 0}},
+            )
+            assert generated.status_code == 200, generated.text
+            assert generated.json()["model_name"] and generated.json()["text_output"]
+            inferred = http.post(
+                "/v2/models/tiny/infer",
+                json={
+                    "inputs": [
+                        {"name": "text_input", "shape": [1], "datatype": "BYTES", "data": ["hi"]}
+                    ]
+                },
+            )
+            assert inferred.status_code == 200, inferred.text
+            assert inferred.json()["outputs"]
+            unknown = http.post("/v2/models/nope/generate", json={"text_input": "x"})
+            assert unknown.status_code == 404
+            assert isinstance(unknown.json()["error"], str)
+    finally:
+        gw.stop()

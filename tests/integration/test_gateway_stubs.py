@@ -19,6 +19,7 @@ from tests.support.gateway_process import (
     api_key,
     endpoint,
     service,
+    token_hash,
 )
 
 pytestmark = pytest.mark.integration
@@ -81,6 +82,30 @@ def _config(s: dict[str, StubProcess]) -> list[dict[str, object]]:
         api_key("main", KEY),
         api_key("ratey", "sk-ratey", rateLimits={"requestsPerMinute": 3}),
         api_key("poor", "sk-poor", budget={"cost": 10.0, "period": "day"}),
+        {
+            "kind": "Service",
+            "metadata": {"name": "shared", "namespace": "team-q"},
+            "spec": {"routes": [{"deployment": "qa"}]},
+        },
+        {
+            "kind": "Endpoint",
+            "metadata": {"name": "qa-0", "namespace": "team-q"},
+            "spec": {"url": s["a"].url, "deployment": "qa", "replica": "qa-0"},
+            "status": {"ready": True},
+        },
+        {
+            "kind": "Quota",
+            "metadata": {"name": "team", "namespace": "team-q"},
+            "spec": {"rateLimits": {"requestsPerMinute": 3}},
+        },
+        *(
+            {
+                "kind": "ApiKey",
+                "metadata": {"name": f"member-{i}", "namespace": "team-q"},
+                "spec": {"tokenHash": token_hash(f"sk-member-{i}")},
+            }
+            for i in range(2)
+        ),
         {
             "kind": "Service",
             "metadata": {"name": "elsewhere", "namespace": "other"},
@@ -359,3 +384,13 @@ def test_metrics_count_requests_tokens_and_decisions(gateway: GatewayProcess) ->
     assert gateway.metric("inferplane_gateway_tokens_total", direction="output") >= 5
     assert gateway.metric("inferplane_gateway_routing_decisions_total", strategy="round-robin") >= 1
     assert gateway.metric("inferplane_gateway_errors_total", cause="auth") >= 0
+
+
+def test_a_namespace_quota_is_shared_by_its_keys(gateway: GatewayProcess) -> None:
+    body = {"model": "shared", "prompt": "x"}
+    codes = []
+    for i in (0, 1, 0, 1):
+        with gateway.http(f"sk-member-{i}") as http:
+            codes.append(http.post("/v1/completions", json=body))
+    assert [r.status_code for r in codes] == [200, 200, 200, 429]
+    assert "quota team-q/team" in codes[-1].json()["error"]["message"]
