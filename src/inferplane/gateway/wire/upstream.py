@@ -9,171 +9,13 @@ exchange closes its connection, which is how an upstream learns that the client 
 from __future__ import annotations
 
 import asyncio
-import functools
 import ssl
 import time
-from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import cast
 
-import httptools
+from inferplane.gateway.wire.connection import Conn, Origin, UpstreamError, wait
 
-
-@dataclass(frozen=True)
-class Origin:
-    """Where an upstream listens."""
-
-    host: str
-    port: int
-    tls: bool = False
-    base_path: bytes = b""
-    """Path prefix of the upstream's API root, e.g. b'/openai' for https://x/openai."""
-
-    @functools.cached_property
-    def host_header(self) -> bytes:
-        default = 443 if self.tls else 80
-        host = f"[{self.host}]" if ":" in self.host else self.host  # an IPv6 address
-        text = host if self.port == default else f"{host}:{self.port}"
-        return text.encode()
-
-    @classmethod
-    def parse(cls, url: str) -> Origin:
-        parsed = httptools.parse_url(url.encode())
-        tls = parsed.schema == b"https"
-        port = parsed.port or (443 if tls else 80)
-        base = (parsed.path or b"").rstrip(b"/")
-        return cls(parsed.host.decode(), port, tls, base)
-
-
-class UpstreamError(Exception):
-    """The upstream could not be reached, or broke off; `kind` names how."""
-
-    def __init__(self, kind: str, message: str, *, before_response: bool) -> None:
-        super().__init__(message)
-        self.kind = kind
-        """connect, timeout, reset or protocol."""
-        self.before_response = before_response
-        """True when no byte of the response had arrived."""
-
-
-class _Conn(asyncio.Protocol):
-    def __init__(self, origin: Origin) -> None:
-        self.origin = origin
-        self.transport: asyncio.Transport | None = None
-        self.parser = httptools.HttpResponseParser(self)
-        self.reused = False
-        self._reset()
-
-    def _reset(self) -> None:
-        self.status = 0
-        self.headers: dict[bytes, bytes] = {}
-        self.chunks: deque[bytes] = deque()
-        self.complete = False
-        self.got_bytes = False
-        self.error: UpstreamError | None = None
-        self.keep_alive = True
-        self.waiter: asyncio.Future[None] | None = None
-        self.sink: Callable[[bytes], None] | None = None
-        self.sink_error: BaseException | None = None
-        self.last_body = 0.0
-
-    def send(self, data: bytes) -> None:
-        self._reset()
-        assert self.transport is not None
-        self.transport.write(data)
-
-    # asyncio.Protocol
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.Transport, transport)  # uvloop's is no subclass
-
-    def data_received(self, data: bytes) -> None:
-        self.got_bytes = True
-        try:
-            self.parser.feed_data(data)
-        except httptools.HttpParserError as error:
-            self._fail(
-                UpstreamError(
-                    "protocol", f"bad HTTP from upstream: {error}", before_response=self.status == 0
-                )
-            )
-            self.close()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.transport = None
-        if not self.complete:
-            why = f": {exc}" if exc else ""
-            self._fail(
-                UpstreamError(
-                    "reset",
-                    f"upstream closed the connection{why}",
-                    before_response=self.status == 0,
-                )
-            )
-
-    # httptools callbacks
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self.headers[name.lower()] = value
-
-    def on_headers_complete(self) -> None:
-        self.status = self.parser.get_status_code()
-        self.keep_alive = self.parser.should_keep_alive()
-        self._wake()
-
-    def on_body(self, body: bytes) -> None:
-        sink = self.sink
-        if sink is None:
-            self.chunks.append(body)
-            self._wake()
-            return
-        # Push mode: the piece goes on to the client from inside this callback, with no task
-        # switch, future or timer per chunk; the waiting task wakes only at the end.
-        self.last_body = time.monotonic()
-        try:
-            sink(body)
-        except Exception as error:
-            self.sink, self.sink_error = None, error
-            self._wake()
-
-    def on_message_complete(self) -> None:
-        self.complete = True
-        self._wake()
-
-    def _fail(self, error: UpstreamError) -> None:
-        if self.error is None:
-            self.error = error
-        self._wake()
-
-    def _wake(self) -> None:
-        waiter = self.waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-
-    def close(self) -> None:
-        if self.transport is not None:
-            self.transport.close()
-            self.transport = None
-
-    @property
-    def usable(self) -> bool:
-        return self.transport is not None and not self.transport.is_closing()
-
-
-async def _wait(conn: _Conn, timeout: float) -> None:
-    """Until the connection has news (head, chunk, end or error), at most `timeout` s."""
-    loop = asyncio.get_running_loop()
-    waiter = conn.waiter = loop.create_future()
-    handle = loop.call_later(timeout, _expire, waiter)
-    try:
-        await waiter
-    finally:
-        handle.cancel()
-        conn.waiter = None
-
-
-def _expire(waiter: asyncio.Future[None]) -> None:
-    if not waiter.done():
-        waiter.set_exception(TimeoutError())
+__all__ = ["Exchange", "Origin", "Pool", "UpstreamError"]
 
 
 class Exchange:
@@ -181,7 +23,7 @@ class Exchange:
 
     __slots__ = ("_conn", "_pool", "_released")
 
-    def __init__(self, pool: Pool, conn: _Conn) -> None:
+    def __init__(self, pool: Pool, conn: Conn) -> None:
         self._pool = pool
         self._conn = conn
         self._released = False
@@ -207,7 +49,7 @@ class Exchange:
                 self.abandon()
                 raise conn.error
             try:
-                await _wait(conn, idle_timeout)
+                await wait(conn, idle_timeout)
             except TimeoutError:
                 self.abandon()
                 raise UpstreamError(
@@ -232,7 +74,7 @@ class Exchange:
                     self.abandon()
                     raise conn.error
                 try:
-                    await _wait(conn, idle_timeout)
+                    await wait(conn, idle_timeout)
                 except TimeoutError:
                     if time.monotonic() - conn.last_body < idle_timeout:
                         continue  # data came meanwhile: the timer only checks for silence
@@ -281,7 +123,7 @@ class Pool:
     """Idle keep-alive connections per origin, most recently used first."""
 
     def __init__(self, *, max_idle_per_origin: int = 256) -> None:
-        self._idle: dict[Origin, list[_Conn]] = {}
+        self._idle: dict[Origin, list[Conn]] = {}
         self._max_idle = max_idle_per_origin
         self._tls = ssl.create_default_context()
 
@@ -306,7 +148,7 @@ class Pool:
         fresh = await self._connect(origin, connect_timeout)
         return await self._exchange(fresh, head, body, first_byte_timeout)
 
-    async def _exchange(self, conn: _Conn, head: bytes, body: bytes, timeout: float) -> Exchange:
+    async def _exchange(self, conn: Conn, head: bytes, body: bytes, timeout: float) -> Exchange:
         conn.send(head + body if len(body) < 65536 else head)
         if len(body) >= 65536 and conn.transport is not None:
             conn.transport.write(body)
@@ -315,7 +157,7 @@ class Pool:
                 conn.close()
                 raise conn.error
             try:
-                await _wait(conn, timeout)
+                await wait(conn, timeout)
             except TimeoutError:
                 conn.close()
                 raise UpstreamError(
@@ -326,7 +168,7 @@ class Pool:
                 raise
         return Exchange(self, conn)
 
-    async def _connection(self, origin: Origin, timeout: float) -> _Conn:
+    async def _connection(self, origin: Origin, timeout: float) -> Conn:
         idle = self._idle.get(origin)
         while idle:
             conn = idle.pop()
@@ -335,13 +177,13 @@ class Pool:
                 return conn
         return await self._connect(origin, timeout)
 
-    async def _connect(self, origin: Origin, timeout: float) -> _Conn:
+    async def _connect(self, origin: Origin, timeout: float) -> Conn:
         loop = asyncio.get_running_loop()
         tls = self._tls if origin.tls else None
         try:
             _, conn = await asyncio.wait_for(
                 loop.create_connection(
-                    lambda: _Conn(origin),
+                    lambda: Conn(origin),
                     origin.host,
                     origin.port,
                     ssl=tls,
@@ -363,7 +205,7 @@ class Pool:
             ) from None
         return conn
 
-    def give_back(self, conn: _Conn) -> None:
+    def give_back(self, conn: Conn) -> None:
         if not conn.keep_alive or not conn.usable:
             conn.close()
             return

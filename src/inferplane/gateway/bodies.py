@@ -1,0 +1,73 @@
+"""What goes upstream and what comes back: the request body for an endpoint (the client's,
+changed only where it must be), and the usage read off a whole answer."""
+
+from __future__ import annotations
+
+import orjson
+
+from inferplane.gateway.calls import Call
+from inferplane.gateway.context import Context
+from inferplane.gateway.table import EndpointEntry
+
+
+def account_whole(call: Call, ctx: Context, body: bytes) -> bytes:
+    if not call.api.v2 and _usage_at_end(ctx, body) and _names_model(body, call.model):
+        return body  # the usual answer: read its usage, send it as it came
+    try:
+        obj = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return body
+    if not isinstance(obj, dict):
+        return body
+    usage = obj.get("usage")
+    if isinstance(usage, dict):
+        ctx.prompt_tokens = int(usage.get("prompt_tokens") or 0)
+        ctx.completion_tokens = int(usage.get("completion_tokens") or 0)
+    if call.api.v2 or obj.get("model") == call.model:
+        return body
+    obj["model"] = call.model
+    return orjson.dumps(obj)
+
+
+def _usage_at_end(ctx: Context, body: bytes) -> bool:
+    """Read `"usage": {...}` where OpenAI-shaped servers put it, last, without parsing the
+    whole answer; False when it is not there."""
+    at = body.rfind(b'"usage":')
+    if at < 0 or not body.endswith(b"}"):
+        return False
+    try:
+        usage = orjson.loads(body[at + 8 : -1])
+    except orjson.JSONDecodeError:
+        return False
+    if not isinstance(usage, dict):
+        return False
+    ctx.prompt_tokens = int(usage.get("prompt_tokens") or 0)
+    ctx.completion_tokens = int(usage.get("completion_tokens") or 0)
+    return True
+
+
+def _names_model(body: bytes, model: str) -> bool:
+    """The answer already names the client's model (so it needs no rewriting)."""
+    return b'"model":' + orjson.dumps(model) in body or b'"model": ' + orjson.dumps(model) in body
+
+
+def upstream_body(call: Call, endpoint: EndpointEntry, served: str | None) -> bytes:
+    """The request body for this endpoint: the client's, with only what must change."""
+    changes: dict[str, object] = {}
+    if served is not None and served != call.model and not call.api.v2:
+        changes["model"] = served
+    if call.stream and call.api.generates:
+        if not call.wants_usage:
+            options = call.body.get("stream_options") or {}
+            changes["stream_options"] = {**options, "include_usage": True}
+        if call.resumable and not endpoint.external and not call.wants_token_ids:
+            changes["return_token_ids"] = True
+    if not changes:
+        return call.raw
+    return orjson.dumps(call.body | changes)
+
+
+def upstream_path(call: Call, served: str | None) -> bytes:
+    if call.api.v2:
+        return f"/v2/models/{served or call.model}/{call.api.value}".encode()
+    return call.api.value.encode()
