@@ -152,13 +152,11 @@ async def attempt(
     gw: Gateway,
     call: Call,
     ctx: Context,
-    service: ServiceEntry | None,
+    service: ServiceEntry,
     choice: Choice | None,
     endpoint: EndpointEntry,
 ) -> Outcome:
     """One try on one endpoint: Delivered once anything reached the client."""
-    service = service or ctx.service
-    assert service is not None
     served = await gw.upstreams.served_name(endpoint)
     body = bodies.upstream_body(call, endpoint, served)
     timeouts = service.spec.timeouts
