@@ -1,0 +1,1 @@
+"""Parts of bench/routing_live.py: workloads, engine counters, the client, the fleet, the report."""
