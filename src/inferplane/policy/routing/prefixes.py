@@ -99,6 +99,10 @@ class PrefixIndex:
             (gone, _), _ = self._entries.popitem(last=False)
             self._drop_count(gone)
 
+    def held(self, endpoint: str) -> int:
+        """How many blocks the endpoint holds in the index."""
+        return self._per_endpoint.get(endpoint, 0)
+
     def endpoints(self) -> frozenset[str]:
         """Endpoints with at least one entry."""
         return frozenset(self._per_endpoint)
@@ -121,7 +125,8 @@ class PrefixIndex:
 @dataclass
 class PrefixAware:
     """The endpoint with the longest matched prefix among those the load gate admits (ties
-    to a stable rendezvous choice); least-request when nothing admitted matches. The chosen
+    to a stable rendezvous choice); least-request when nothing admitted matches, ties to the
+    endpoint whose cache holds the fewest indexed blocks. The chosen
     endpoint then records the prompt's blocks, as its engine will cache them."""
 
     name: str = "prefix-aware"
@@ -165,7 +170,15 @@ class PrefixAware:
         return Pick(best, why)
 
     def _least(self, endpoints: Sequence[EndpointState], rng: random.Random) -> Pick:
-        chosen = least_loaded(endpoints, rng)
+        """The least loaded; among equals, the one holding the fewest indexed blocks, so that
+        new prefixes spread evenly over the caches instead of by the draw (at low load
+        everyone ties, and a random tie-break can give one cache twice its share)."""
+        lowest = min(e.load() for e in endpoints)
+        tied = [e for e in endpoints if e.load() == lowest]
+        if len(tied) > 1:
+            fewest = min(self.index.held(e.name) for e in tied)
+            tied = [e for e in tied if self.index.held(e.name) == fewest]
+        chosen = least_loaded(tied, rng)
         return Pick(
             chosen, f"prefix-aware: no admitted match; least-request load {chosen.load():g}"
         )
