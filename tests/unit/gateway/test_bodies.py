@@ -6,8 +6,8 @@ from typing import Any
 
 import orjson
 
-from inferplane.gateway.calls import Api, Call, parse_openai, parse_v2
 from inferplane.gateway.bodies import upstream_body
+from inferplane.gateway.calls import Api, Call, parse_openai, parse_v2
 from inferplane.gateway.table import EndpointEntry
 from inferplane.gateway.wire.upstream import Origin
 
