@@ -25,7 +25,6 @@ Gateway logs go to ~/.cache/inferplane-bench/logs.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import resource
 import subprocess
@@ -43,6 +42,7 @@ import uvloop
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench import servers
 from bench.gateway import peers, phases, report
+from bench.jsonout import write_json
 
 TARGETS = [report.DIRECT, *peers.GATEWAYS]
 REPO = Path(__file__).resolve().parents[1]
@@ -230,15 +230,6 @@ def legend(plan: phases.Plan, setup: Setup) -> str:
         f"upstream); other: cores busy with work outside the bench meanwhile (noise); "
         f"{setup.cpu_note}"
     )
-
-
-def write_json(where: str, data: dict[str, object]) -> None:
-    text = json.dumps(data, indent=1, default=str)
-    if where == "-":
-        print(text)
-    else:
-        Path(where).write_text(text)
-        print(f"JSON in {where}")
 
 
 if __name__ == "__main__":

@@ -53,6 +53,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench import servers
 from bench.gateway import peers
+from bench.jsonout import write_json
 from bench.routing import client, fleet, report, workloads
 
 STRATEGIES = (report.RR, report.LR, "power-of-two", report.PA)
@@ -220,15 +221,6 @@ def print_report(
         print(f"\n{kind} ({notes[kind]}{prompt})\n{report.table(rows, kind)}")
         for line in report.targets(rows, kind):
             print(line)
-
-
-def write_json(where: str, data: dict[str, object]) -> None:
-    text = json.dumps(data, indent=1, default=str)
-    if where == "-":
-        print(text)
-    else:
-        Path(where).write_text(text)
-        print(f"JSON in {where}")
 
 
 if __name__ == "__main__":

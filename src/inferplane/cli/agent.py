@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from inferplane import clientconfig
+from inferplane.cli import options
 
 Labels = Annotated[
     str,
@@ -27,19 +28,8 @@ def agent(
         str,
         typer.Option(help="Name of this workload plane's Cluster; created if it does not exist."),
     ],
-    control: Annotated[
-        str,
-        typer.Option(envvar="INFERPLANE_SERVER", help="URL of the control plane."),
-    ] = clientconfig.DEFAULT_SERVER,
-    token: Annotated[
-        str | None,
-        typer.Option(
-            envvar="INFERPLANE_TOKEN",
-            help="Token of a fleet-admin API key. Default on a loopback control plane: the "
-            "admin token it wrote in $INFERPLANE_DATA_DIR.",
-            show_default=False,
-        ),
-    ] = None,
+    control: options.ControlUrl = clientconfig.DEFAULT_SERVER,
+    token: options.FleetToken = None,
     labels: Labels = "",
     pool_file: Annotated[
         Path | None,

@@ -8,25 +8,14 @@ from typing import Annotated, Any
 import typer
 
 from inferplane import clientconfig
+from inferplane.cli import options
 
 
 def gateway(
     port: Annotated[int, typer.Option(help="Port to listen on.", min=1, max=65535)] = 8080,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    control: Annotated[
-        str,
-        typer.Option(envvar="INFERPLANE_SERVER", help="URL of the control plane to follow."),
-    ] = clientconfig.DEFAULT_SERVER,
-    token: Annotated[
-        str | None,
-        typer.Option(
-            envvar="INFERPLANE_TOKEN",
-            help="Token of a fleet-admin API key (it reads every namespace's Services, "
-            "Endpoints, ApiKeys and Quotas). Default on a loopback control plane: the admin "
-            "token it wrote in $INFERPLANE_DATA_DIR.",
-            show_default=False,
-        ),
-    ] = None,
+    control: options.ControlUrl = clientconfig.DEFAULT_SERVER,
+    token: options.FleetToken = None,
     config: Annotated[
         Path | None,
         typer.Option(

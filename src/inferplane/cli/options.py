@@ -99,3 +99,21 @@ def scope(
     if not info.namespaced or all_namespaces:
         return None
     return namespace or default
+
+
+ControlUrl = Annotated[
+    str, typer.Option("--control", envvar="INFERPLANE_SERVER", help="URL of the control plane.")
+]
+"""Where a long-running process (agent, gateway) finds the control plane."""
+
+FleetToken = Annotated[
+    str | None,
+    typer.Option(
+        "--token",
+        envvar="INFERPLANE_TOKEN",
+        help="Token of a fleet-admin API key. Default on a loopback control plane: the admin "
+        "token it wrote in $INFERPLANE_DATA_DIR.",
+        show_default=False,
+    ),
+]
+"""The identity of a long-running process that reads or writes across namespaces."""
