@@ -12,6 +12,7 @@ import itertools
 import logging
 import os
 import time
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -64,7 +65,7 @@ class GatewayApp:
         self.log_prompts = log_prompts
         self.table_loaded = False
         self.last_change = time.time()
-        self.demand_hook: Any = None
+        self.demand_hook: Callable[[NsName, int], None] | None = None
         """Called with ((namespace, deployment), waiting) when scale-from-zero needs a
         replica; set by the process that has a control-plane client."""
         self._keys: dict[bytes, KeyEntry] = {}

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
 
 from inferplane.gateway import bodies, errors, streaming
 from inferplane.gateway.calls import Api, Call
@@ -29,14 +28,6 @@ RETRYABLE_STATUS = frozenset((429, 502, 503, 504))
 """Upstream answers that say "not now, not here" rather than "this request is wrong"."""
 
 
-@dataclass
-class Chain:
-    """Where a request may go: its service, then each fallback step."""
-
-    steps: list[ServiceEntry | EndpointEntry] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)
-
-
 async def run(gw: Gateway, call: Call, key: KeyEntry, out: Responder, ctx: Context) -> None:
     """Serve `call` for `key`, writing the response to `out`."""
     table = gw.table
@@ -51,8 +42,8 @@ async def run(gw: Gateway, call: Call, key: KeyEntry, out: Responder, ctx: Conte
     ctx.checks = checks
     outcome: Outcome | None = None
     chain = _chain(gw, service)
-    for index, step in enumerate(chain.steps):
-        last = index == len(chain.steps) - 1
+    for index, step in enumerate(chain):
+        last = index == len(chain) - 1
         if index:
             ctx.fallback = _name(step)
             gw.metrics.fallbacks.inc((_label(service), ctx.fallback))
@@ -66,8 +57,9 @@ async def run(gw: Gateway, call: Call, key: KeyEntry, out: Responder, ctx: Conte
     raise outcome.error
 
 
-def _chain(gw: Gateway, service: ServiceEntry) -> Chain:
-    chain = Chain([service])
+def _chain(gw: Gateway, service: ServiceEntry) -> list[ServiceEntry | EndpointEntry]:
+    """Where a request may go: its service, then each fallback step that exists."""
+    chain: list[ServiceEntry | EndpointEntry] = [service]
     if not service.spec.fallback:
         return chain
     table = gw.table
@@ -75,11 +67,11 @@ def _chain(gw: Gateway, service: ServiceEntry) -> Chain:
         if step.service is not None:
             found = table.services_by_name.get((service.namespace, step.service))
             if found is not None:
-                chain.steps.append(found)
+                chain.append(found)
         elif step.endpoint is not None:
             endpoint = table.endpoints_by_name.get((service.namespace, step.endpoint))
             if endpoint is not None:
-                chain.steps.append(endpoint)
+                chain.append(endpoint)
     return chain
 
 
