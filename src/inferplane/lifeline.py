@@ -32,3 +32,13 @@ def die_with(parent: int) -> Callable[[], None] | None:
             os._exit(1)
 
     return hook
+
+
+def interruptible() -> None:
+    """Make SIGINT raise KeyboardInterrupt even if this process was started with it ignored.
+
+    A shell without job control starts background commands with SIGINT ignored, and Python
+    then leaves it ignored; commands that run until interrupted (`up`, `logs -f`) must
+    still stop on Ctrl-C or a SIGINT from their parent.
+    """
+    signal.signal(signal.SIGINT, signal.default_int_handler)

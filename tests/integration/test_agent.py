@@ -24,6 +24,7 @@ import pytest
 from inferplane import client as api_client
 from inferplane.agent.runtime import processes
 from tests.integration import manifests
+from tests.support import up_process
 from tests.support.agent_process import AgentProcess
 from tests.support.control import ControlProcess
 from tests.support.engine_process import wait_for
@@ -228,7 +229,9 @@ def test_an_agent_runs_a_replica_through_crashes_outages_and_deletion(
 
     # Following the log, then deleting the replica: drained, finalizer removed, process gone.
     command, env = cli(control, "logs", "replica", "tiny-0", "-f", "--tail", "1")
-    with subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True) as follower:
+    with subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, text=True, preexec_fn=up_process.ignore_sigint
+    ) as follower:
         lines = _collect(follower)
         wait_for(lambda: len(lines) == 1, timeout=60, what="the last line of the log")
         api.delete("Replica", "tiny-0")

@@ -64,6 +64,9 @@ class UpProcess:
         self.process = subprocess.Popen(
             [*command, *self.args],
             env=self.env,
+            # As a shell without job control starts it in the background: SIGINT ignored.
+            # `up` must still stop on the SIGINT that interrupt() sends.
+            preexec_fn=ignore_sigint,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -138,6 +141,10 @@ class UpProcess:
                 self.process.kill()
                 self.process.wait()
             self.close()
+
+
+def ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def descendants(root: int) -> set[int]:

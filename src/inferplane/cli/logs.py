@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from inferplane import lifeline
 from inferplane.cli import errors, options, session
 
 logs_app = typer.Typer(
@@ -35,6 +36,8 @@ def replica(
     inferplane logs replica chat-7f9c2
     inferplane logs replica chat-7f9c2 -f --tail 20 -n team-a
     """
+    if follow:
+        lifeline.interruptible()
     with errors.reported(), session.of(ctx).client() as client:
         chunks = client.stream_log(
             name, namespace=namespace or client.namespace, follow=follow, tail_lines=tail

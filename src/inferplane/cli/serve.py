@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from inferplane import lifeline
 from inferplane.api.meta import API_VERSION
 from inferplane.cli.upview import DEMO, NAMESPACE
 from inferplane.control.settings import DEFAULT_PORT, default_data_dir
@@ -146,6 +147,7 @@ def up(
     data_dir.mkdir(parents=True, exist_ok=True)
     url = f"http://127.0.0.1:{port}"
     signal.signal(signal.SIGTERM, signal.default_int_handler)
+    lifeline.interruptible()
     supervisor = Supervisor([], data_dir)
     code = 0
     try:
