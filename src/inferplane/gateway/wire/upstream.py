@@ -45,18 +45,7 @@ class Exchange:
             if conn.complete:
                 self._release()
                 return None
-            if conn.error is not None:
-                self.abandon()
-                raise conn.error
-            try:
-                await wait(conn, idle_timeout)
-            except TimeoutError:
-                self.abandon()
-                raise UpstreamError(
-                    "timeout",
-                    f"no data from upstream for {idle_timeout:g} s",
-                    before_response=False,
-                ) from None
+            await self._news(idle_timeout)
 
     async def pump(self, sink: Callable[[bytes], None], idle_timeout: float) -> None:
         """Hand every piece of the body to `sink` as it arrives, until the end. An exception
@@ -67,29 +56,32 @@ class Exchange:
         conn.sink, conn.last_body = sink, time.monotonic()
         try:
             while not conn.complete:
-                if conn.sink_error is not None:
-                    self.abandon()
-                    raise conn.sink_error
-                if conn.error is not None:
-                    self.abandon()
-                    raise conn.error
-                try:
-                    await wait(conn, idle_timeout)
-                except TimeoutError:
-                    if time.monotonic() - conn.last_body < idle_timeout:
-                        continue  # data came meanwhile: the timer only checks for silence
-                    self.abandon()
-                    raise UpstreamError(
-                        "timeout",
-                        f"no data from upstream for {idle_timeout:g} s",
-                        before_response=False,
-                    ) from None
+                await self._news(idle_timeout, pushed=True)
         finally:
             conn.sink = None
         if conn.sink_error is not None:
             self.abandon()
             raise conn.sink_error
         self._release()
+
+    async def _news(self, idle_timeout: float, *, pushed: bool = False) -> None:
+        """Until the connection has news (a piece, the end, an error). The upstream's or the
+        sink's error, or `idle_timeout` s of silence, ends the exchange and is raised. In push
+        mode pieces do not wake us, so the timer only checks when the last one came."""
+        conn = self._conn
+        failure = conn.sink_error or conn.error
+        if failure is not None:
+            self.abandon()
+            raise failure
+        try:
+            await wait(conn, idle_timeout)
+        except TimeoutError:
+            if pushed and time.monotonic() - conn.last_body < idle_timeout:
+                return
+            self.abandon()
+            raise UpstreamError(
+                "timeout", f"no data from upstream for {idle_timeout:g} s", before_response=False
+            ) from None
 
     def pause(self) -> None:
         """Stop reading from the upstream (the client reads slower than it writes)."""
