@@ -13,6 +13,7 @@ may override, e.g. INFERPLANE_VLLM_PYTHON for a vLLM in its own virtual environm
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -82,6 +83,22 @@ TGI_METRICS = MetricNames(
 
 
 @dataclass(frozen=True)
+class ApiKeyIntake:
+    """How an engine takes the per-replica token that it then requires as `Authorization:
+    Bearer` on its inference routes (vLLM's `--api-key` convention)."""
+
+    env: str | None
+    """The variable the engine reads the token from; None: only the flag carries it (and
+    then the token shows in `ps`)."""
+    flag: str = "--api-key"
+    """The engine's flag for the token. A replica whose own args give it is refused: the
+    engine would take that key instead of the replica's token, or beside it."""
+    metrics_need_key: bool = False
+    """The engine's /metrics answers 401 without the token (llama.cpp's server), so a
+    scraper must send it; the others keep /health and /metrics open."""
+
+
+@dataclass(frozen=True)
 class Recipe:
     """One engine: its command template, program, probe paths and metric names."""
 
@@ -99,6 +116,24 @@ class Recipe:
     """The variable that tells the engine which devices are its own."""
     builtin_models: bool = False
     """Serves the built-in models (file://demo, file://minilm) by name."""
+    api_key: ApiKeyIntake | None = None
+    """How the engine takes a per-replica token; None: it cannot require one."""
+
+    def with_api_key(self, launch: base.Launch, token: str) -> base.Launch:
+        """`launch` with the engine told to require `token`: through its variable where it
+        reads one, else its flag. LaunchError where the engine takes no token, or the
+        replica's own args already give one."""
+        intake = self.api_key
+        if intake is None:
+            raise LaunchError(f"the {self.name} engine cannot require an API key")
+        if any(arg == intake.flag or arg.startswith(intake.flag + "=") for arg in launch.args):
+            raise LaunchError(
+                f"spec.engine.args sets {intake.flag}: the agent gives each replica a token"
+                f" of its own, so remove {intake.flag} from the args"
+            )
+        if intake.env is not None:
+            return dataclasses.replace(launch, env={**launch.env, intake.env: token})
+        return dataclasses.replace(launch, command=(*launch.command, intake.flag, token))
 
 
 RECIPES: dict[str, Recipe] = {
@@ -108,12 +143,14 @@ RECIPES: dict[str, Recipe] = {
                  "--host", "{host}", "--port", "{port}"),
         program_env="INFERPLANE_ENGINE_PYTHON",
         builtin_models=True,
+        api_key=ApiKeyIntake(env="INFERPLANE_ENGINE_API_KEY"),
     ),
     "vllm": Recipe(
         name="vllm",
         command=("{program}", "-m", "vllm.entrypoints.openai.api_server",
                  "--model", "{model_path}", "--host", "{host}", "--port", "{port}"),
         program_env="INFERPLANE_VLLM_PYTHON",
+        api_key=ApiKeyIntake(env="VLLM_API_KEY"),
     ),
     "sglang": Recipe(
         name="sglang",
@@ -121,6 +158,7 @@ RECIPES: dict[str, Recipe] = {
                  "--host", "{host}", "--port", "{port}"),
         program_env="INFERPLANE_SGLANG_PYTHON",
         metrics=SGLANG_METRICS,
+        api_key=ApiKeyIntake(env=None),  # SGLang reads no variable for it
     ),
     "llamacpp": Recipe(
         name="llamacpp",
@@ -128,6 +166,7 @@ RECIPES: dict[str, Recipe] = {
         program="llama-server",
         program_env="INFERPLANE_LLAMACPP_SERVER",
         metrics=LLAMACPP_METRICS,
+        api_key=ApiKeyIntake(env="LLAMA_API_KEY", metrics_need_key=True),
     ),
     "tgi": Recipe(
         name="tgi",
@@ -136,6 +175,7 @@ RECIPES: dict[str, Recipe] = {
         program="text-generation-launcher",
         program_env="INFERPLANE_TGI_LAUNCHER",
         metrics=TGI_METRICS,
+        api_key=ApiKeyIntake(env="API_KEY"),  # the launcher's --api-key, env API_KEY
     ),
     "custom": Recipe(name="custom", command=()),
 }  # fmt: skip

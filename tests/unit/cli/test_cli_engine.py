@@ -56,3 +56,11 @@ def test_model_demo_resolves_to_the_cached_demo_in_the_data_dir(
     monkeypatch.setenv("INFERPLANE_DATA_DIR", str(tmp_path))
     monkeypatch.chdir(tmp_path)
     assert resolve_model(Path("demo")) == cached
+
+
+def test_an_api_key_that_no_client_could_send_is_refused() -> None:
+    assert engine.check_api_key(None) is None
+    assert engine.check_api_key("tok-1") == "tok-1"
+    for token in ("", "two words"):  # an empty --api-key must not leave the engine open
+        with pytest.raises(typer.BadParameter, match="printable ASCII"):
+            engine.check_api_key(token)

@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from inferplane.engine.async_engine import AsyncEngine
-from inferplane.engine.server import embeddings_api, errors, kserve_api, openai_api
+from inferplane.engine.server import auth, embeddings_api, errors, kserve_api, openai_api
 from inferplane.engine.server.metrics import Metrics
 from inferplane.engine.server.protocol import DetokenizeRequest, TokenizeRequest
 from inferplane.engine.tokenizer import ChatTemplateError
@@ -28,8 +28,10 @@ def create_app(
     *,
     shutdown_grace: float = SHUTDOWN_GRACE_S,
     clock: Callable[[], float] = time.monotonic,
+    api_key: str | None = None,
 ) -> FastAPI:
-    """The app; its lifespan starts the engine thread and drains it on shutdown."""
+    """The app; its lifespan starts the engine thread and drains it on shutdown. With
+    `api_key`, every route but the probes needs it as a bearer token (see `auth`)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -39,6 +41,7 @@ def create_app(
 
     app = FastAPI(title="inferplane engine", lifespan=lifespan)
     errors.install(app)
+    _guard(app, api_key)
     server = openai_api.Server(engine, served_model_name, Metrics(engine, served_model_name, clock))
     app.include_router(openai_api.router(server))
     app.include_router(embeddings_api.refuse_embeddings())
@@ -49,10 +52,14 @@ def create_app(
 
 
 def create_embedding_app(
-    service: embeddings_api.EmbeddingService, *, shutdown_grace: float = SHUTDOWN_GRACE_S
+    service: embeddings_api.EmbeddingService,
+    *,
+    shutdown_grace: float = SHUTDOWN_GRACE_S,
+    api_key: str | None = None,
 ) -> FastAPI:
     """The app of an embedding model: /v1/embeddings, V2 infer, health, /metrics and
-    /v1/models; the generate routes answer 400. Its lifespan drains the service."""
+    /v1/models; the generate routes answer 400. Its lifespan drains the service. With
+    `api_key`, every route but the probes needs it (see `auth`)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -61,6 +68,7 @@ def create_embedding_app(
 
     app = FastAPI(title="inferplane engine (embeddings)", lifespan=lifespan)
     errors.install(app)
+    _guard(app, api_key)
     app.include_router(embeddings_api.router(service))
     app.include_router(embeddings_api.refuse_generation())
     app.include_router(kserve_api.router(kserve_api.V2Model(service.model_name, embedder=service)))
@@ -80,6 +88,11 @@ def create_embedding_app(
         return _prometheus(service.metrics.registry)
 
     return app
+
+
+def _guard(app: FastAPI, api_key: str | None) -> None:
+    if api_key is not None:
+        app.add_middleware(auth.TokenCheck, token=api_key)
 
 
 def _prometheus(registry: CollectorRegistry) -> Response:

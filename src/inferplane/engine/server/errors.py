@@ -74,7 +74,7 @@ def internal(message: str) -> APIError:
 
 async def api_error_handler(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, APIError)
-    return _shaped(request, exc)
+    return shaped(request, exc)
 
 
 def install(app: FastAPI) -> None:
@@ -90,9 +90,10 @@ def is_v2(request: Request) -> bool:
     return path == "/v2" or path.startswith("/v2/")
 
 
-def _shaped(
+def shaped(
     request: Request, error: APIError, headers: Mapping[str, str] | None = None
 ) -> JSONResponse:
+    """`error` in the shape of the request's protocol: V2's under /v2, else OpenAI's."""
     body = {"error": error.message} if is_v2(request) else error.body()
     return JSONResponse(body, status_code=error.status, headers=headers)
 
@@ -103,7 +104,7 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     where = f"({request.method} {request.url.path})"
     message = f"Invalid URL {where}" if exc.status_code == 404 else f"{exc.detail} {where}"
     error = APIError(message, status=exc.status_code, code=exc.status_code)
-    return _shaped(request, error, exc.headers)
+    return shaped(request, error, exc.headers)
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
@@ -114,12 +115,12 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     loc = [str(part) for part in first["loc"]]
     param = _param(loc[1:]) if len(loc) > 1 else None
     message = f"{param or 'request'}: {first['msg']}"
-    return _shaped(request, APIError(message, param=param))
+    return shaped(request, APIError(message, param=param))
 
 
 async def _unhandled_error(request: Request, exc: Exception) -> JSONResponse:
     """A bug: still a 500 in the route's error shape (the exception is logged by the server)."""
-    return _shaped(request, internal(f"internal error: {type(exc).__name__}"))
+    return shaped(request, internal(f"internal error: {type(exc).__name__}"))
 
 
 async def read_body(request: Request, model: type[Model], *, limit: int = MAX_BODY_BYTES) -> Model:

@@ -88,10 +88,11 @@ def serve(
     served_model_name: str,
     shutdown_grace: float,
     log_level: str = "info",
+    api_key: str | None = None,
 ) -> None:
     logging.basicConfig(level=log_level.upper())
     engine = AsyncEngine(LLMEngine(config))
-    app = create_app(engine, served_model_name, shutdown_grace=shutdown_grace)
+    app = create_app(engine, served_model_name, shutdown_grace=shutdown_grace, api_key=api_key)
     _run(app, engine, host=host, port=port, grace=shutdown_grace, level=log_level)
 
 
@@ -104,13 +105,14 @@ def serve_embeddings(
     device: str = "auto",
     shutdown_grace: float = SHUTDOWN_GRACE_S,
     log_level: str = "info",
+    api_key: str | None = None,
 ) -> None:
     """Serve a sentence-transformers folder: /v1/embeddings and V2 infer. A batch cannot be
     cut: one still running at the end of the grace period delays the exit until it ends."""
     logging.basicConfig(level=log_level.upper())
     embedder = Embedder(folder, device=_device(device))
     service = EmbeddingService(embedder, served_model_name)
-    app = create_embedding_app(service, shutdown_grace=shutdown_grace)
+    app = create_embedding_app(service, shutdown_grace=shutdown_grace, api_key=api_key)
     _run(app, service, host=host, port=port, grace=shutdown_grace, level=log_level)
 
 
