@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import copy
 import json
+import ssl
 from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Literal
 from urllib.parse import quote
@@ -21,7 +23,7 @@ from urllib.parse import quote
 import httpx
 
 import inferplane
-from inferplane import clientconfig
+from inferplane import clientconfig, tls
 from inferplane.api import registry
 
 API_PREFIX = "/apis/inferplane.dev/v1"
@@ -44,6 +46,53 @@ class ConnectionFailed(ClientError):
         super().__init__(f"cannot reach the control plane at {server}: {detail}")
         self.server = server
         self.detail = detail
+
+
+class UntrustedServer(ConnectionFailed):
+    """TLS: the server's certificate did not verify against the CA bundle (or the system's
+    CAs when there is none), or was not issued for the address dialled."""
+
+
+class CertificateRefused(ConnectionFailed):
+    """TLS: the server refused this client's certificate, or wanted one and got none."""
+
+
+_REFUSED_REASONS = frozenset(
+    {
+        "TLSV13_ALERT_CERTIFICATE_REQUIRED",
+        "TLSV1_ALERT_UNKNOWN_CA",
+        "TLSV1_ALERT_ACCESS_DENIED",
+        "SSLV3_ALERT_BAD_CERTIFICATE",
+        "SSLV3_ALERT_CERTIFICATE_UNKNOWN",
+        "SSLV3_ALERT_CERTIFICATE_EXPIRED",
+        "SSLV3_ALERT_HANDSHAKE_FAILURE",
+    }
+)
+"""Alerts a server sends when it does not accept the client's certificate (or its absence)."""
+
+
+def unreachable(server: str, exc: httpx.TransportError) -> ConnectionFailed:
+    """The ConnectionFailed for a transport error: a TLS verification failure on either side
+    is told apart from a server that is down, since the fix differs."""
+    cause = _ssl_error(exc)
+    if isinstance(cause, ssl.SSLCertVerificationError):
+        why = cause.verify_message or cause.reason or str(cause)
+        return UntrustedServer(server, f"its TLS certificate is not trusted here: {why}")
+    if cause is not None and cause.reason in _REFUSED_REASONS:
+        return CertificateRefused(
+            server, f"it refused this client's TLS certificate (or its absence): {cause.reason}"
+        )
+    return ConnectionFailed(server, str(exc) or type(exc).__name__)
+
+
+def _ssl_error(exc: BaseException) -> ssl.SSLError | None:
+    """The ssl.SSLError behind an httpx error, through httpcore's chained exceptions."""
+    seen: BaseException | None = exc
+    for _ in range(8):
+        if seen is None or isinstance(seen, ssl.SSLError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 class BadObject(ClientError):
@@ -220,7 +269,7 @@ class Watch(Iterator[WatchEvent]):
                     raise _error_from_response(response)
                 yield from self._parse(response.iter_lines())
         except httpx.TransportError as exc:
-            raise ConnectionFailed(self.server, str(exc) or type(exc).__name__) from exc
+            raise unreachable(self.server, exc) from exc
 
     def _parse(self, lines: Iterator[str]) -> Iterator[WatchEvent]:
         for line in lines:
@@ -245,7 +294,10 @@ class Client:
         namespace: str = clientconfig.DEFAULT_NAMESPACE,
         timeout: float = 30.0,
         transport: httpx.BaseTransport | None = None,
+        tls: tls.ClientTLS | None = None,
     ) -> None:
+        """`tls`: the CA bundle to verify an https:// server against (default: the system's
+        CAs) and the client certificate to present (mutual TLS)."""
         self.server = server.rstrip("/")
         self.namespace = namespace
         """Namespace used when neither the call nor the object names one."""
@@ -253,8 +305,13 @@ class Client:
         if token:
             headers["Authorization"] = f"Bearer {token}"
         self._timeout = timeout
+        verify: ssl.SSLContext | bool = tls.context() if tls is not None else True
         self._http = httpx.Client(
-            base_url=self.server, headers=headers, timeout=timeout, transport=transport
+            base_url=self.server,
+            headers=headers,
+            timeout=timeout,
+            transport=transport,
+            verify=verify,
         )
 
     @classmethod
@@ -263,7 +320,9 @@ class Client:
     ) -> Client:
         """A client for the named context (else the current one), with env overrides applied."""
         conn = clientconfig.resolve(context)
-        return cls(conn.server, conn.token, namespace=conn.namespace, transport=transport)
+        return cls(
+            conn.server, conn.token, namespace=conn.namespace, transport=transport, tls=conn.tls
+        )
 
     def close(self) -> None:
         self._http.close()
@@ -431,7 +490,7 @@ class Client:
                     raise _error_from_response(response)
                 yield from response.iter_bytes()
         except httpx.TransportError as exc:
-            raise ConnectionFailed(self.server, str(exc) or type(exc).__name__) from exc
+            raise unreachable(self.server, exc) from exc
 
     def log_requests(self, cluster: str, *, known: Sequence[str], timeout_seconds: int) -> Objects:
         """For agents: the cluster's open log sessions, once they differ from `known` (or
@@ -453,13 +512,38 @@ class Client:
         try:
             response = self._http.post(path, params=params, content=data, headers=headers)
         except httpx.TransportError as exc:
-            raise ConnectionFailed(self.server, str(exc) or type(exc).__name__) from exc
+            raise unreachable(self.server, exc) from exc
         if response.is_error:
             raise _error_from_response(response)
 
     def _log_path(self, namespace: str, name: str) -> str:
         ns, replica = quote(namespace, safe=""), quote(name, safe="")
         return f"{API_PREFIX}/namespaces/{ns}/replicas/{replica}/log"
+
+    # -- the audit trail (docs/security-audit.md) ------------------------------------------------
+
+    def audit(
+        self,
+        *,
+        since: datetime | None = None,
+        user: str | None = None,
+        kind: str | None = None,
+        namespace: str | None = None,
+        limit: int | None = None,
+    ) -> Objects:
+        """Audit records (fleet admins only): the newest ``limit`` that match, oldest first."""
+        params: dict[str, str] = {}
+        if since is not None:
+            params["since"] = since.astimezone(UTC).isoformat().replace("+00:00", "Z")
+        for param, value in (("user", user), ("namespace", namespace)):
+            if value:
+                params[param] = value
+        if kind:
+            params["kind"] = registry.lookup(kind).plural
+        if limit is not None:
+            params["limit"] = str(limit)
+        body = self._request("GET", f"{API_PREFIX}/audit", params=params)
+        return list(body.get("items") or [])
 
     # -- plumbing ------------------------------------------------------------------------------
 
@@ -497,7 +581,7 @@ class Client:
         try:
             response = self._http.request(method, path, **kwargs)
         except httpx.TransportError as exc:
-            raise ConnectionFailed(self.server, str(exc) or type(exc).__name__) from exc
+            raise unreachable(self.server, exc) from exc
         if response.is_error:
             raise _error_from_response(response)
         try:

@@ -5,12 +5,14 @@ kubeconfig::
 
     current-context: prod
     contexts:
-      - {name: prod, server: https://cp.example.com, token: ..., namespace: team-a}
+      - {name: prod, server: https://cp.example.com, token: ..., namespace: team-a,
+         ca-bundle: /etc/inferplane/ca.crt}
 
 ``INFERPLANE_CONTEXT`` picks a context other than the current one; ``INFERPLANE_SERVER``,
-``INFERPLANE_TOKEN`` and ``INFERPLANE_NAMESPACE`` override the chosen context field by field, so
-scripts and tests never have to write a file. With neither a file nor the environment, the client
-talks to a control plane on this machine with the admin token that
+``INFERPLANE_TOKEN``, ``INFERPLANE_NAMESPACE``, ``INFERPLANE_CA_BUNDLE``,
+``INFERPLANE_CLIENT_CERT`` and ``INFERPLANE_CLIENT_KEY`` override the chosen context field by
+field, so scripts and tests never have to write a file. With neither a file nor the
+environment, the client talks to a control plane on this machine with the admin token that
 ``inferplane control`` wrote at first start: ``make run`` then ``inferplane get ...`` just works.
 """
 
@@ -23,6 +25,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import yaml
+
+from inferplane import tls
 
 DEFAULT_SERVER = "http://127.0.0.1:8470"
 DEFAULT_NAMESPACE = "default"
@@ -41,6 +45,16 @@ class Context:
     server: str
     token: str | None = None
     namespace: str = DEFAULT_NAMESPACE
+    ca_bundle: str | None = None
+    """PEM CA certificates to verify an https:// server against (default: the system's)."""
+    client_cert: str | None = None
+    """PEM client certificate to present to a server that asks for one (mutual TLS)."""
+    client_key: str | None = None
+    """Its private key (default: in the certificate's file)."""
+
+
+TLS_FIELDS = {"ca_bundle": "ca-bundle", "client_cert": "client-cert", "client_key": "client-key"}
+"""Context fields and their keys in the file."""
 
 
 @dataclass
@@ -71,6 +85,8 @@ class Connection:
     namespace: str
     context: str | None
     """Name of the context used, None when only the environment and defaults applied."""
+    tls: tls.ClientTLS | None = None
+    """The CA bundle and client certificate, when any is set."""
 
 
 def config_path() -> Path:
@@ -129,7 +145,22 @@ def resolve(context_name: str | None = None) -> Connection:
     )
     if token is None and _is_loopback(server):
         token = local_admin_token()
-    return Connection(server, token, namespace, base.name if base else None)
+    return Connection(server, token, namespace, base.name if base else None, _tls(base))
+
+
+def _tls(base: Context | None) -> tls.ClientTLS | None:
+    """The context's CA bundle and client certificate, each overridden by its variable."""
+    files = [
+        os.environ.get(f"INFERPLANE_{field.upper()}") or (getattr(base, field) if base else None)
+        for field in TLS_FIELDS
+    ]
+    try:
+        return tls.client_tls(*files)
+    except ValueError as exc:
+        raise ConfigError(
+            "a client key (client-key, $INFERPLANE_CLIENT_KEY) needs its certificate "
+            "(client-cert, $INFERPLANE_CLIENT_CERT)"
+        ) from exc
 
 
 def local_admin_token() -> str | None:
@@ -158,8 +189,10 @@ def _context_from(entry: Any, path: Path) -> Context:
         server=str(entry["server"]),
         token=entry.get("token"),
         namespace=entry.get("namespace") or DEFAULT_NAMESPACE,
+        **{field: entry.get(key) for field, key in TLS_FIELDS.items()},
     )
 
 
 def _context_to(context: Context) -> dict[str, Any]:
-    return {key: value for key, value in asdict(context).items() if value is not None}
+    fields = asdict(context).items()
+    return {TLS_FIELDS.get(key, key): value for key, value in fields if value is not None}

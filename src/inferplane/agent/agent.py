@@ -23,7 +23,7 @@ from typing import Any
 import pydantic
 
 from inferplane import client as api_client
-from inferplane import logs
+from inferplane import logs, tls
 from inferplane.agent import (
     discovery,
     logship,
@@ -62,6 +62,9 @@ class AgentSettings:
     """How long a stopping engine may drain before it is killed."""
     stop_engines_on_exit: bool = True
     """False leaves engines running when the agent exits, for the next agent to adopt."""
+    tls: tls.ClientTLS | None = None
+    """The CA bundle the control plane's certificate is verified against, and the client
+    certificate the agent presents (mutual TLS)."""
 
 
 def visible_devices(spec: replicas.ReplicaSpec, device_ids: Mapping[str, list[str]]) -> str:
@@ -102,7 +105,8 @@ class Agent:
         """Set after the first pass that saw the full list of replicas and acted on it."""
 
     def _default_client(self) -> api_client.Client:
-        return api_client.Client(self.settings.control, self.settings.token, timeout=10.0)
+        settings = self.settings
+        return api_client.Client(settings.control, settings.token, timeout=10.0, tls=settings.tls)
 
     # -- running ----------------------------------------------------------------------------
 

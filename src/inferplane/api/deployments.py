@@ -17,6 +17,9 @@ from inferplane.api.autoscaling import AutoscalingSpec  # a field is named autos
 Strategy = Literal["binpack", "spread", "cheapest", "cached"]
 ServingMode = Literal["aggregated", "prefillDecode"]
 DeploymentPhase = Literal["Pending", "Progressing", "Ready", "Degraded", "ScaledToZero", "Failed"]
+MAX_REPLICAS = 1000
+"""The most replicas one Deployment may ask for: a typo such as 1000000000 is refused at
+admission instead of flooding the store with Replicas. A namespace's Quota bounds it further."""
 
 
 class DeviceRequest(meta.Model):
@@ -131,9 +134,10 @@ class DeploymentSpec(meta.Model):
     """The engine recipe and its flags."""
     resources: ResourcesSpec = Field(default_factory=ResourcesSpec)
     """Devices, CPU and memory per node, and nodes per replica."""
-    replicas: int = Field(1, ge=0)
-    """Desired replicas. With autoscaling enabled, the autoscaler sets it (through the scale
-    subresource) within minReplicas and maxReplicas."""
+    replicas: int = Field(1, ge=0, le=MAX_REPLICAS)
+    """Desired replicas, at most 1000. With autoscaling enabled, the autoscaler sets it (through
+    the scale subresource) within minReplicas and maxReplicas. A namespace's Quota
+    (maxReplicas, maxDevices) may hold the replicas created below this count."""
     autoscaling: AutoscalingSpec | None = None
     """Scale with load; unset keeps replicas fixed."""
     placement: PlacementSpec = Field(default_factory=PlacementSpec)
@@ -145,6 +149,16 @@ class DeploymentSpec(meta.Model):
     """Aggregated or prefill/decode serving."""
     rollout: RolloutSpec = Field(default_factory=RolloutSpec)
     """How changes replace running replicas."""
+
+    @model_validator(mode="after")
+    def _autoscaling_within_bound(self) -> DeploymentSpec:
+        # The autoscaler writes spec.replicas up to maxReplicas: past the bound it would be
+        # refused on every scale-up.
+        if self.autoscaling is not None and self.autoscaling.maxReplicas > MAX_REPLICAS:
+            raise errors.field_error(
+                "autoscaling", "maxReplicas", message=f"must be at most {MAX_REPLICAS}"
+            )
+        return self
 
     def autoscaling_enabled(self) -> bool:
         return self.autoscaling is not None and self.autoscaling.enabled
@@ -184,8 +198,8 @@ class Deployment(meta.Resource[DeploymentSpec, DeploymentStatus]):
 class ScaleSpec(meta.Model):
     """The desired replica count."""
 
-    replicas: int = Field(0, ge=0)
-    """Desired replicas; writing it sets the deployment's spec.replicas."""
+    replicas: int = Field(0, ge=0, le=MAX_REPLICAS)
+    """Desired replicas, at most 1000; writing it sets the deployment's spec.replicas."""
 
 
 class ScaleStatus(meta.Status):

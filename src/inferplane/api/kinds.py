@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from inferplane.api import apikeys, deployments, events, fleet, models, registry, replicas, services
+from inferplane.api import (
+    apikeys,
+    deployments,
+    events,
+    fleet,
+    models,
+    registry,
+    replicas,
+    secrets,
+    services,
+)
 from inferplane.api.registry import KindInfo
 
 CLUSTER = registry.register(
@@ -32,3 +42,4 @@ ENDPOINT = registry.register(
 API_KEY = registry.register(KindInfo("ApiKey", "apikeys", apikeys.ApiKey, short_names=("key",)))
 QUOTA = registry.register(KindInfo("Quota", "quotas", apikeys.Quota, short_names=("quota",)))
 EVENT = registry.register(KindInfo("Event", "events", events.Event, short_names=("ev",)))
+SECRET = registry.register(KindInfo("Secret", "secrets", secrets.Secret, short_names=("sec",)))

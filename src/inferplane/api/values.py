@@ -27,6 +27,9 @@ _HTTP_URL = re.compile(r"^https?://[^\s/?#]+(/\S*)?$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _PERCENT = re.compile(r"^\d+%$")
 
+MAX_EXPONENT = 308
+"""The largest decimal exponent a quantity may have (`1e308`): the most a float holds."""
+
 MODEL_URI_SCHEMES = ("hf", "file", "s3", "gs", "az", "http", "https", "oci")
 """Schemes a model version's source may use."""
 
@@ -42,7 +45,10 @@ def parse_quantity(text: str) -> float:
         return number * _BINARY[suffix]
     if suffix in _DECIMAL:
         return number * _DECIMAL[suffix]
-    return number * 10 ** int(suffix[1:])
+    amount = number * 10.0 ** _exponent(text, suffix)
+    if not math.isfinite(amount):
+        raise ValueError(f"{text!r} is too large for a quantity")
+    return amount
 
 
 def parse_quantity_exact(text: str) -> Fraction:
@@ -57,7 +63,16 @@ def parse_quantity_exact(text: str) -> Fraction:
         return number * _BINARY[suffix]
     if suffix in _EXACT_DECIMAL:
         return number * Fraction(10) ** _EXACT_DECIMAL[suffix]
-    return number * Fraction(10) ** int(suffix[1:])
+    return number * Fraction(10) ** _exponent(text, suffix)
+
+
+def _exponent(text: str, suffix: str) -> int:
+    """The N of an `eN` suffix, within what a float can scale by: an unbounded one would
+    have `10 ** N` hold the server for minutes (`1e99999999`) or overflow into a 500."""
+    exponent = int(suffix[1:])
+    if abs(exponent) > MAX_EXPONENT:
+        raise ValueError(f"{text!r} has an exponent outside ±{MAX_EXPONENT}")
+    return exponent
 
 
 def check_quantity(text: str) -> str:

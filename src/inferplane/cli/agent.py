@@ -65,6 +65,9 @@ def agent(
         ),
     ] = False,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+    ca_bundle: options.CaBundle = None,
+    client_cert: options.ClientCert = None,
+    client_key: options.ClientKey = None,
 ) -> None:
     """Run the agent of a workload plane: join the fleet as CLUSTER, report its pools, and
     run the replicas the scheduler binds to it as engine processes on this machine.
@@ -77,6 +80,7 @@ def agent(
     inferplane agent --cluster laptop
     inferplane agent --control https://cp.example.com --token $TOKEN --cluster eu-1 --labels region=eu-west,tier=prod
     inferplane agent --cluster h100-a --pool-file pools.yaml --host 10.0.0.5
+    inferplane agent --control https://cp.example.com:8470 --ca-bundle pki/ca.crt --client-cert pki/agent-eu-1.crt --client-key pki/agent-eu-1.key --cluster eu-1
     """  # noqa: E501
     from inferplane import logs
     from inferplane.agent import agent as agent_mod
@@ -98,6 +102,7 @@ def agent(
         load_seconds=load_interval,
         drain_grace_seconds=drain_grace,
         stop_engines_on_exit=not keep_engines_on_exit,
+        tls=options.client_tls(ca_bundle, client_cert, client_key),
     )
     try:
         pools = discovery.plans(pool_file, cluster=settings.cluster)

@@ -1,8 +1,9 @@
-"""``apikey create|list|revoke``: API keys, their limits, and their one-time tokens.
+"""``apikey create|list|rotate|revoke``: API keys, their limits, and their one-time tokens.
 
 The control plane generates a key's token when the ApiKey is created, keeps only its SHA-256
 hash, and returns the token once, in the create response; this command prints it then and
-never again. Nothing here prints the hash.
+never again. ``rotate`` makes a new token here and writes its hash in place of the old one.
+Nothing here prints the hash.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from inferplane.cli import errors, limits, listing, options, output, session
 
 apikey_app = typer.Typer(
     name="apikey",
-    help="Create, list and revoke API keys: bearer tokens with a role, rate limits and budget.",
+    help="Create, list, rotate and revoke API keys: bearer tokens with a role, rate limits "
+    "and budget.",
     no_args_is_help=True,
 )
 
@@ -178,19 +180,23 @@ def create(
     if not token:
         typer.echo("error: the control plane returned no token for the new key", err=True)
         raise typer.Exit(errors.EXIT_FAILURE)
+    _print_token(created, token, output_format, done="created")
+
+
+def _print_token(key: Object, token: str, output_format: CreateFormat, *, done: str) -> None:
     if output_format is CreateFormat.json:
-        sys.stdout.write(output.to_json(created))
+        sys.stdout.write(output.to_json(key))
     elif output_format is CreateFormat.yaml:
-        sys.stdout.write(output.to_yaml([created]))
+        sys.stdout.write(output.to_yaml([key]))
     else:
-        _say_created(created, token)
+        _say_token(key, token, done)
 
 
-def _say_created(key: Object, token: str) -> None:
+def _say_token(key: Object, token: str, done: str) -> None:
     spec = key.get("spec") or {}
     where = f"{output.namespace_of(key)}/{output.name_of(key)}"
     expires = spec.get("expiresAt") or "never"
-    typer.echo(f"apikey/{output.name_of(key)} created (namespace {output.namespace_of(key)})")
+    typer.echo(f"apikey/{output.name_of(key)} {done} (namespace {output.namespace_of(key)})")
     typer.echo(f"  role {spec.get('role')}; rate {limits.rates_text(spec.get('rateLimits'))};")
     typer.echo(f"  budget {limits.budget_text(spec.get('budget'))}; expires {expires}")
     typer.echo(f"\ntoken of {where}:\n\n  {token}\n")
@@ -232,6 +238,56 @@ def list_keys(
         return
     shown = None if output_format is ListFormat.table else options.OutputFormat(output_format)
     listing.Printer(info, shown, all_namespaces=all_namespaces).objects(keys)
+
+
+@apikey_app.command()
+def rotate(
+    ctx: typer.Context,
+    name: Name,
+    namespace: options.Namespace = None,
+    expires_in: Annotated[
+        timedelta | None,
+        typer.Option(
+            parser=parse_duration,
+            metavar="DURATION",
+            help="The new token stops working after this long, e.g. 30d; default: the key's "
+            "expiry stays as it is.",
+            show_default=False,
+        ),
+    ] = None,
+    output_format: Annotated[
+        CreateFormat,
+        typer.Option(
+            "--output", "-o", help="text, or the key (new token included) as json or yaml."
+        ),
+    ] = CreateFormat.text,
+) -> None:
+    """Give an API key a new token and print it, once; the old token stops working at once.
+
+    Role, limits, budget and usage stay with the key. The control plane and every gateway
+    follow ApiKeys through their watches, so the old token is refused (401) within moments
+    of the write; there is no grace period: roll the new token out first where a client
+    cannot be paused, or create a second key and revoke the first once clients moved.
+
+    Examples:
+
+    inferplane apikey rotate ci-bot
+    inferplane apikey rotate chat-app -n team-a --expires-in 90d
+    TOKEN=$(inferplane apikey rotate ci -o json | jq -r .status.token)
+    """
+    from inferplane.control import auth  # the token format has one home: the control plane's
+
+    token = auth.new_token()
+    with errors.reported(), session.of(ctx).client() as client:
+        where = namespace or client.namespace
+        live = _existing(client, name, where)
+        spec = {"tokenHash": auth.hash_token(token), "tokenPrefix": token[:12]}
+        # Pinned to what was read: a concurrent rotate fails (409) instead of being lost.
+        version = {"resourceVersion": live["metadata"].get("resourceVersion")}
+        patch = {"metadata": version, "spec": spec | _expiry(expires_in)}
+        rotated = without_hash(client.patch(kinds.API_KEY.kind, name, patch, namespace=where))
+    rotated.setdefault("status", {})["token"] = token
+    _print_token(rotated, token, output_format, done="rotated")
 
 
 def interactive() -> bool:

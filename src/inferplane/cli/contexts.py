@@ -8,8 +8,8 @@ from urllib.parse import urlsplit
 import typer
 
 from inferplane import client as api_client
-from inferplane import clientconfig
-from inferplane.cli import errors, output, session
+from inferplane import clientconfig, tls
+from inferplane.cli import errors, options, output, session
 
 config_app = typer.Typer(
     name="config",
@@ -49,28 +49,43 @@ def login(
         str,
         typer.Option("--namespace", "-n", help="Namespace the context works in by default."),
     ] = clientconfig.DEFAULT_NAMESPACE,
+    ca_bundle: options.CaBundle = None,
+    client_cert: options.ClientCert = None,
+    client_key: options.ClientKey = None,
 ) -> None:
-    """Check a token against a control plane, then save it as the current context.
+    """Check a token against a control plane, then save it as the current context, with
+    the CA bundle to verify its certificate and the client certificate to present, if given
+    (saved as absolute paths).
 
     Examples:
 
     inferplane login https://cp.example.com --token ipk_... --namespace team-a
     inferplane login http://127.0.0.1:8470 --context local
+    inferplane login https://cp.example.com:8470 --token ipk_... --ca-bundle pki/ca.crt
     """
     with errors.reported():
+        files = [p.resolve() if p else None for p in (ca_bundle, client_cert, client_key)]
         secret = token or typer.prompt("Token", hide_input=True)
-        _check_token(session.of(ctx), url, secret, namespace)
+        _check_token(session.of(ctx), url, secret, namespace, options.client_tls(*files))
         name = context or urlsplit(url).netloc or url
         config = clientconfig.load()
-        config.upsert(clientconfig.Context(name, url, secret, namespace))
+        paths = [str(p) if p else None for p in files]
+        config.upsert(clientconfig.Context(name, url, secret, namespace, *paths))
         config.current_context = name
         path = clientconfig.save(config)
         typer.echo(f"logged in to {url}; context {name!r} saved in {path} and now current")
 
 
-def _check_token(current: session.Session, url: str, token: str, namespace: str) -> None:
-    """Any authenticated read proves the token; every role may list fleet-scoped kinds."""
-    with current.client_for(url, token, namespace) as client:
+def _check_token(
+    current: session.Session,
+    url: str,
+    token: str,
+    namespace: str,
+    files: tls.ClientTLS | None,
+) -> None:
+    """Any authenticated read proves the token (and the TLS files); every role may list
+    fleet-scoped kinds."""
+    with current.client_for(url, token, namespace, tls=files) as client:
         try:
             client.list("Cluster")
         except api_client.Unauthorized as exc:

@@ -51,6 +51,19 @@ def gateway(
         float, typer.Option(help="Seconds in-flight requests may finish after SIGTERM.", min=0)
     ] = 30.0,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+    tls_cert: options.TlsCert = None,
+    tls_key: options.TlsKey = None,
+    ca_bundle: options.CaBundle = None,
+    client_cert: options.ClientCert = None,
+    client_key: options.ClientKey = None,
+    upstream_ca_bundle: Annotated[
+        Path | None,
+        typer.Option(
+            help="PEM CA certificates to trust for https:// upstreams (external Endpoints) "
+            "besides the system's, e.g. a private upstream's CA.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Serve the OpenAI API (chat, completions, embeddings, models) and KServe V2 in front of
     every Service of the fleet: API keys, rate limits and budgets, weighted splits, cache-
@@ -65,6 +78,7 @@ def gateway(
     inferplane gateway --port 8080
     inferplane gateway --control https://cp.example.com --token $TOKEN --region eu-west
     inferplane gateway --config services.yaml --state-dir /tmp/gw
+    inferplane gateway --host 0.0.0.0 --port 443 --tls-cert pki/gw.example.com.crt --tls-key pki/gw.example.com.key --control https://cp.example.com:8470 --ca-bundle pki/ca.crt
     curl localhost:8080/v1/chat/completions -H "Authorization: Bearer $KEY" -d '{"model": "demo", "messages": [{"role": "user", "content": "hi"}]}'
     """  # noqa: E501
     from inferplane import logs
@@ -78,6 +92,9 @@ def gateway(
                 "error: give a fleet-admin token with --token or $INFERPLANE_TOKEN", err=True
             )
             raise typer.Exit(1)
+    server_tls = options.server_tls(tls_cert, tls_key)
+    control_tls = options.client_tls(ca_bundle, client_cert, client_key)
+    upstream_ca = options.ca_file(upstream_ca_bundle, "--upstream-ca-bundle")
     logs.configure(log_level)
     settings = process.GatewaySettings(
         host=host,
@@ -90,6 +107,9 @@ def gateway(
         access_log=None if no_access_log else access_log,
         log_prompts=log_prompts,
         drain_seconds=drain,
+        server_tls=server_tls,
+        control_tls=control_tls,
+        upstream_ca=upstream_ca,
     )
     process.run(settings)
 

@@ -10,6 +10,8 @@ from inferplane.cli import (
     agent,
     apikey,
     apply,
+    audit,
+    certs,
     contexts,
     describe,
     drain,
@@ -69,7 +71,9 @@ events.register(app)
 logs.register(app)
 meta.register(app)
 contexts.register(app)
+certs.register(app)
 apikey.register(app)
+audit.register(app)
 serve.register(app)
 model.register(app)
 engine.register(app)

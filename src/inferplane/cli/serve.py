@@ -5,6 +5,8 @@ from __future__ import annotations
 import signal
 import socket
 from dataclasses import dataclass
+from datetime import timedelta
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -13,6 +15,8 @@ from rich.console import Console
 
 from inferplane import lifeline
 from inferplane.api.meta import API_VERSION
+from inferplane.cli import options
+from inferplane.cli.apikey import parse_duration
 from inferplane.cli.upview import DEMO, NAMESPACE
 from inferplane.control.settings import DEFAULT_PORT, default_data_dir
 
@@ -28,6 +32,12 @@ DataDir = Annotated[
 Host = Annotated[str, typer.Option(help="Address to listen on.")]
 Port = Annotated[int, typer.Option(help="Port of the control plane's resource API.")]
 LogLevel = Annotated[str, typer.Option(help="debug, info, warning or error.")]
+
+
+class AuditLevel(StrEnum):
+    none = "None"
+    metadata = "Metadata"
+    request = "Request"
 
 
 def control(
@@ -49,20 +59,69 @@ def control(
         bool, typer.Option(help="Run the reconcile loops (turn off to serve the bare API).")
     ] = True,
     log_level: LogLevel = "info",
+    audit_level: Annotated[
+        AuditLevel,
+        typer.Option(
+            help="What the audit trail keeps of each write and each denied call: None (nothing), "
+            "Metadata (who, what, when, result) or Request (also the body; Secret values never)."
+        ),
+    ] = AuditLevel.metadata,
+    audit_policy: Annotated[
+        Path | None,
+        typer.Option(
+            help="YAML audit policy: rules {level, kinds, verbs}, the first that matches a call "
+            "sets its level, else --audit-level (docs/security-audit.md).",
+            show_default=False,
+        ),
+    ] = None,
+    audit_retention: Annotated[
+        timedelta,
+        typer.Option(
+            parser=parse_duration,
+            metavar="DURATION",
+            help="Delete audit records older than this, e.g. 7d, 12h, 90d.",
+        ),
+    ] = "7d",  # type: ignore[assignment]  # typer parses the default too
+    tls_cert: options.TlsCert = None,
+    tls_key: options.TlsKey = None,
+    client_ca: Annotated[
+        Path | None,
+        typer.Option(
+            help="Verify client certificates against these PEM CA certificates (mutual TLS): "
+            "a client presenting one they did not sign is refused. Needs --tls-cert.",
+            show_default=False,
+        ),
+    ] = None,
+    client_cert_required: Annotated[
+        bool,
+        typer.Option(help="Refuse clients that present no certificate (needs --client-ca)."),
+    ] = False,
 ) -> None:
     """Run the control plane: resource API, admission, auth, controllers.
 
     At first start it creates a fleet-admin token in DATA_DIR/admin-token (mode 0600);
-    the CLI on the same machine finds it there.
+    the CLI on the same machine finds it there. With --tls-cert and --tls-key it serves
+    HTTPS (TLS 1.2+); with --client-ca it also verifies client certificates
+    (docs/security-tls.md).
 
     Examples:
 
     inferplane control --port 8470 --data-dir ./state
     INFERPLANE_STORE=postgresql://inferplane@db:5432/inferplane inferplane control
-    """
+    inferplane control --host 0.0.0.0 --tls-cert pki/cp.example.com.crt --tls-key pki/cp.example.com.key --client-ca pki/ca.crt --client-cert-required
+    """  # noqa: E501
+    from inferplane.control import audit
     from inferplane.control.main import serve
     from inferplane.control.settings import ControlSettings
 
+    tls = options.server_tls(
+        tls_cert, tls_key, client_ca=client_ca, client_cert_required=client_cert_required
+    )
+
+    try:
+        audit.load_policy(audit_policy, default=audit.Level(audit_level))
+    except audit.PolicyError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--audit-policy") from exc
     settings = ControlSettings(
         data_dir=data_dir.expanduser(),
         host=host,
@@ -71,6 +130,10 @@ def control(
         watch_history=watch_history,
         controllers=controllers,
         log_level=log_level,
+        tls=tls,
+        audit_level=str(audit_level),
+        audit_policy=audit_policy,
+        audit_retention_seconds=audit_retention.total_seconds(),
     )
     serve(settings)
 

@@ -12,6 +12,7 @@ import httpx
 import typer
 
 from inferplane import client as api_client
+from inferplane import tls
 
 
 @dataclass(frozen=True)
@@ -25,9 +26,13 @@ class Session:
         """A client for the chosen context, with the environment's overrides applied."""
         return api_client.Client.from_config(self.context, transport=self.transport)
 
-    def client_for(self, server: str, token: str | None, namespace: str) -> api_client.Client:
+    def client_for(
+        self, server: str, token: str | None, namespace: str, *, tls: tls.ClientTLS | None = None
+    ) -> api_client.Client:
         """A client for an explicit server, as login needs before any context exists."""
-        return api_client.Client(server, token, namespace=namespace, transport=self.transport)
+        return api_client.Client(
+            server, token, namespace=namespace, transport=self.transport, tls=tls
+        )
 
 
 def of(ctx: typer.Context) -> Session:

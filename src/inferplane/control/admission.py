@@ -25,6 +25,8 @@ Mutator = Callable[[dict[str, Any]], dict[str, Any]]
 
 def _apikey_token(obj: dict[str, Any]) -> dict[str, Any]:
     spec = obj.setdefault("spec", {})
+    if not isinstance(spec, dict):
+        return {}  # not an object: validation answers 422 naming spec
     if spec.get("tokenHash"):
         return {}
     token = auth.new_token()
@@ -72,7 +74,7 @@ def prepare_replace(
 ) -> dict[str, Any]:
     """A whole-object replace: spec and metadata from the body, status kept from the live object."""
     obj = _envelope(info, namespace, name, body)
-    _keep_server_fields(obj, live)
+    _keep_server_fields(info, obj, live)
     obj["status"] = copy.deepcopy(live.get("status", {}))
     return validate(info, obj)
 
@@ -85,7 +87,7 @@ def prepare_status(
     obj = copy.deepcopy(live)
     obj["status"] = sent.get("status", {})
     if "resourceVersion" in sent["metadata"]:
-        obj["metadata"]["resourceVersion"] = sent["metadata"]["resourceVersion"]
+        obj["metadata"]["resourceVersion"] = _sent_version(info, name, sent["metadata"])
     return validate(info, obj)
 
 
@@ -179,14 +181,29 @@ def _check_namespace(info: KindInfo, metadata: dict[str, Any], namespace: str | 
         )
 
 
-def _keep_server_fields(obj: dict[str, Any], live: dict[str, Any]) -> None:
-    sent_version = obj["metadata"].get("resourceVersion")
+def _sent_version(info: KindInfo, name: str, metadata: dict[str, Any]) -> str | None:
+    """The resourceVersion a writer sent, which must be what the server hands out: digits."""
+    value = metadata.get("resourceVersion")
+    if value is None or value == "":
+        return None
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return str(value)
+    if isinstance(value, str) and value.isascii() and value.isdigit():
+        return value
+    cause = errors.Cause(
+        "metadata.resourceVersion", "must be a resourceVersion read from the server"
+    )
+    raise errors.invalid(info.kind, name, [cause])
+
+
+def _keep_server_fields(info: KindInfo, obj: dict[str, Any], live: dict[str, Any]) -> None:
+    sent_version = _sent_version(info, live["metadata"]["name"], obj["metadata"])
     for key in SERVER_FIELDS:
         obj["metadata"].pop(key, None)
         if key in live["metadata"]:
             obj["metadata"][key] = live["metadata"][key]
     if sent_version is not None:
         # A stale version in the body must reach the store, which refuses it with 409.
-        obj["metadata"]["resourceVersion"] = str(sent_version)
+        obj["metadata"]["resourceVersion"] = sent_version
     else:
         obj["metadata"].pop("resourceVersion", None)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import ssl
+from collections.abc import Callable
 from types import FrameType
 
 import uvicorn
@@ -37,6 +39,16 @@ def serve(settings: ControlSettings) -> None:
     """Run until SIGINT/SIGTERM; requests in flight finish, watches end, then the store closes."""
     logs.configure(settings.log_level)
     app = create_app(settings)
+    files = settings.tls
+
+    def tls_context(
+        config: uvicorn.Config, default: Callable[[], ssl.SSLContext]
+    ) -> ssl.SSLContext:
+        # Ours, not uvicorn's default: TLS 1.2 at least, and client certificates optional or
+        # required as configured (inferplane.tls, shared with the gateway).
+        assert files is not None
+        return files.context()
+
     config = uvicorn.Config(
         app,
         host=settings.host,
@@ -44,5 +56,6 @@ def serve(settings: ControlSettings) -> None:
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=5,
+        ssl_context_factory=tls_context if files is not None else None,
     )
     _Server(config, app).run()

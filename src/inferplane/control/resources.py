@@ -12,10 +12,10 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
-from inferplane.api import registry
+from inferplane.api import deployments, registry
 from inferplane.api.meta import API_VERSION
 from inferplane.api.registry import KindInfo
-from inferplane.control import admission, auth, errors, requests, watches
+from inferplane.control import admission, auth, authguard, errors, requests, watches
 from inferplane.control.plane import ControlPlane
 from inferplane.store import base as store_base
 
@@ -47,7 +47,13 @@ def namespace_of(request: Request) -> str | None:
 
 
 def principal_of(request: Request) -> auth.Principal:
-    principal = plane_of(request).authn.authenticate(request.headers.get("authorization"))
+    guard = authguard.of(request)
+    guard.check(request)  # 429 before the token is looked at, while its address must wait
+    try:
+        principal = plane_of(request).authn.authenticate(request.headers.get("authorization"))
+    except errors.ApiProblem:
+        guard.failed(request)
+        raise
     request.state.principal = principal
     return principal
 
@@ -151,7 +157,7 @@ async def _patch(
         merged = admission.merge_patch(live, patch)
         return prepare(info, namespace, name, merged, live)
 
-    pinned = bool((patch.get("metadata") or {}).get("resourceVersion"))
+    pinned = bool(_sent_version(patch))
     return await _update(request, info, namespace, name, build, pinned=pinned)
 
 
@@ -246,7 +252,7 @@ async def _write_scale(request: Request, info: KindInfo, name: str, *, patching:
     if not patching:
         _replicas_of(body)  # refuse a bad Scale before touching the store
 
-    version = (body.get("metadata") or {}).get("resourceVersion")
+    version = _sent_version(body)
 
     def build(live: dict[str, Any]) -> dict[str, Any]:
         scale = admission.merge_patch(scale_view(live), body) if patching else body
@@ -258,6 +264,13 @@ async def _write_scale(request: Request, info: KindInfo, name: str, *, patching:
     return scale_view(await _update(request, info, namespace, name, build, pinned=pinned))
 
 
+def _sent_version(body: dict[str, Any]) -> Any:
+    """metadata.resourceVersion of a body, if its metadata is an object: admission judges the
+    rest, and names a metadata that is not an object."""
+    metadata = body.get("metadata")
+    return metadata.get("resourceVersion") if isinstance(metadata, dict) else None
+
+
 def _check_scalable(info: KindInfo) -> None:
     if not info.has_scale:
         raise errors.not_found(f"{info.plural} have no scale subresource")
@@ -266,8 +279,9 @@ def _check_scalable(info: KindInfo) -> None:
 def _replicas_of(body: Any) -> int:
     spec = body.get("spec") if isinstance(body, dict) else None
     replicas = spec.get("replicas") if isinstance(spec, dict) else None
-    if isinstance(replicas, bool) or not isinstance(replicas, int) or replicas < 0:
-        cause = errors.Cause("spec.replicas", "must be an integer >= 0")
+    bound = deployments.MAX_REPLICAS
+    if isinstance(replicas, bool) or not isinstance(replicas, int) or not 0 <= replicas <= bound:
+        cause = errors.Cause("spec.replicas", f"must be an integer from 0 to {bound}")
         raise errors.invalid("Scale", "", [cause])
     return replicas
 

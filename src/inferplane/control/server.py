@@ -8,7 +8,7 @@ import logging
 import os
 import socket
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -20,10 +20,20 @@ from starlette.exceptions import HTTPException
 import inferplane
 from inferplane import logs
 from inferplane.api import registry
-from inferplane.control import auth, bootstrap, errors, leader, logrelay, resources
+from inferplane.control import (
+    audit,
+    auditlog,
+    auth,
+    authguard,
+    bootstrap,
+    errors,
+    leader,
+    logrelay,
+    resources,
+)
 from inferplane.control import controllers as controllers_
 from inferplane.control.metrics import Metrics
-from inferplane.control.middleware import Observe
+from inferplane.control.middleware import Contain, Observe
 from inferplane.control.plane import ControlPlane
 from inferplane.control.runtime.controller import ControllerRunner
 from inferplane.control.runtime.events import EventRecorder, expire_events
@@ -39,14 +49,17 @@ log = logging.getLogger(__name__)
 def create_app(settings: ControlSettings) -> FastAPI:
     registry.all_kinds()  # build every schema now, not on the first request
     metrics = Metrics()
+    policy = audit.load_policy(settings.audit_policy, default=audit.Level(settings.audit_level))
+    trail = auditlog.AuditWriter()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         plane = await _start(settings, metrics)
         app.state.plane = plane
-        tasks = _background(plane)
+        tasks = [*_background(plane), asyncio.create_task(trail.run(plane.store), name="audit")]
         plane.ready = True
-        logs.event(log, "control plane ready", url=f"http://{settings.host}:{settings.port}")
+        scheme = "https" if settings.tls else "http"
+        logs.event(log, "control plane ready", url=f"{scheme}://{settings.host}:{settings.port}")
         try:
             yield
         finally:
@@ -57,6 +70,7 @@ def create_app(settings: ControlSettings) -> FastAPI:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
             await plane.hub.stop()
+            await trail.flush()  # the requests served last are recorded too
             await asyncio.to_thread(plane.store.close)
 
     app = FastAPI(
@@ -66,10 +80,15 @@ def create_app(settings: ControlSettings) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.logrelay = logrelay.LogRelay()
+    app.state.audit = trail
+    app.state.auth_guard = authguard.Guard()
     app.include_router(logrelay.router())
+    app.include_router(auditlog.router())  # before the resource routes, which take any plural
     app.include_router(resources.router())
     _add_probes(app, metrics)
     _add_error_handlers(app)
+    app.add_middleware(Contain)  # inside Observe, which then records the 500 it sends
+    app.add_middleware(audit.AuditTrail, policy=policy, sink=trail.add)
     app.add_middleware(Observe, metrics=metrics)
     return app
 
@@ -145,19 +164,24 @@ async def _follow_keys(plane: ControlPlane) -> None:
 
 
 async def _housekeeping(plane: ControlPlane) -> None:
-    """Compact the watch log and expire old Events, forever."""
+    """Compact the watch log, expire old Events and audit records, forever."""
     settings = plane.settings
     while True:
         try:
             horizon = await plane.read(plane.store.compact, keep=settings.watch_history)
+            now = datetime.now(UTC)
             expired = await plane.read(
-                expire_events, plane.store, ttl=settings.event_ttl_seconds, now=datetime.now(UTC)
+                expire_events, plane.store, ttl=settings.event_ttl_seconds, now=now
             )
             if expired:
                 plane.hub.notify()
+            retention = timedelta(seconds=settings.audit_retention_seconds)
+            audited = await plane.read(plane.store.expire_audit, before=now - retention)
             version = await plane.read(plane.store.current_resource_version)
             plane.metrics.resource_version.set(version)
-            logs.event(log, "housekeeping", horizon=horizon, events_expired=expired)
+            logs.event(
+                log, "housekeeping", horizon=horizon, events_expired=expired, audit_expired=audited
+            )
         except Exception:
             log.exception("housekeeping failed")
         await asyncio.sleep(settings.compact_interval_seconds)
@@ -203,8 +227,3 @@ def _add_error_handlers(app: FastAPI) -> None:
         reason = reasons.get(exc.status_code, "BadRequest")
         message = f"{exc.detail}: {request.method} {request.url.path}"
         return errors.ApiProblem(exc.status_code, reason, message).response()
-
-    @app.exception_handler(Exception)
-    async def crash(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error", extra={"path": request.url.path})
-        return errors.ApiProblem(500, "InternalError", f"internal error: {exc!r}").response()

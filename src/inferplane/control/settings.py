@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from inferplane import tls
+
 DEFAULT_PORT = 8470
 
 
@@ -34,6 +36,14 @@ class ControlSettings:
     controllers: bool = True
     """Run the reconcile loops (off in tests of the bare API)."""
     log_level: str = "info"
+    audit_level: str = "Metadata"
+    """What the audit trail keeps of each audited call: None, Metadata or Request (the body)."""
+    audit_policy: Path | None = None
+    """A YAML file of rules `{level, kinds, verbs}` that override audit_level, first match."""
+    audit_retention_seconds: float = 7 * 86400.0
+    """Audit records older than this are deleted."""
+    tls: tls.ServerTLS | None = None
+    """Serve HTTPS with this certificate (and verify client certificates); None: plain HTTP."""
 
     @property
     def admin_token_path(self) -> Path:

@@ -29,7 +29,7 @@ from inferplane.gateway.table import KeyEntry, NsName, Table
 from inferplane.gateway.upstreams import Upstreams
 from inferplane.gateway.wire.server import Request, Responder
 from inferplane.gateway.wire.upstream import Pool
-from inferplane.policy import quotas
+from inferplane.policy import authfailures, quotas
 
 log = logging.getLogger("inferplane.gateway")
 
@@ -72,6 +72,9 @@ class GatewayApp:
         """Authorization header → key, for this table: a SHA-256 per request is measurable."""
         self._ids = itertools.count(1)
         self._prefix = os.urandom(4).hex().encode()
+        self.auth_failures = authfailures.AuthFailures()
+        """Refused keys per client address: one that sent too many waits (429)."""
+        self._failing = self.auth_failures.tracked
 
     def set_table(self, table: Table) -> None:
         self.table = table
@@ -158,7 +161,7 @@ class GatewayApp:
         try:
             key = self._authenticate(request)
         except errors.GatewayError as error:
-            out.send(error.status, error.openai_body())
+            out.send(error.status, error.openai_body(), headers=error.headers)
             return
         cards = [
             {"id": s.model, "object": "model", "created": 0, "owned_by": s.namespace}
@@ -168,8 +171,12 @@ class GatewayApp:
         out.send(200, orjson.dumps({"object": "list", "data": cards}))
 
     def _authenticate(self, request: Request) -> KeyEntry:
+        if self._failing and request.peer in self._failing:  # no cost while none failed
+            self._check_failures(request.peer)
         header = request.headers.get(b"authorization")
-        if header is None or not header[:7].lower() == b"bearer ":
+        if header is None or header[:7].lower() != b"bearer ":
+            if header is not None:
+                self.auth_failures.failed(request.peer, time.monotonic())
             raise errors.unauthorized(
                 "You didn't provide an API key: send it as 'Authorization: Bearer YOUR_KEY'."
             )
@@ -178,13 +185,33 @@ class GatewayApp:
             digest = hashlib.sha256(header[7:].strip()).hexdigest()
             key = self.table.keys.get(digest)
             if key is None:
+                self.auth_failures.failed(request.peer, time.monotonic())
                 raise errors.unauthorized("Incorrect API key provided: it is unknown or revoked.")
             if len(self._keys) >= KEY_CACHE:
                 self._keys.clear()
             self._keys[header] = key
         if key.expires_at is not None and key.expires_at <= time.time():
+            self.auth_failures.failed(request.peer, time.monotonic())
             raise errors.unauthorized(f"API key {key.namespace}/{key.name} has expired.")
         return key
+
+    def _check_failures(self, peer: str) -> None:
+        """429 before the key is looked at, while this address must wait (Retry-After)."""
+        seconds = self.auth_failures.retry_after(peer, time.monotonic())
+        if seconds is not None:
+            message = (
+                f"Too many requests with an incorrect API key from {peer}: retry after "
+                f"{seconds} s (at most {self.auth_failures.limit} a minute per address)."
+            )
+            retry = ((b"retry-after", str(seconds).encode()),)
+            raise errors.GatewayError(
+                429,
+                message,
+                "rate_limit_exceeded",
+                code="too_many_auth_failures",
+                cause="auth",
+                headers=retry,
+            )
 
     # -- after each request ----------------------------------------------------------------
 

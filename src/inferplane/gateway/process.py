@@ -26,7 +26,7 @@ import prometheus_client
 import uvloop
 
 from inferplane import client as api_client
-from inferplane import logs
+from inferplane import logs, tls
 from inferplane.api import wellknown
 from inferplane.gateway import enginestats, usage
 from inferplane.gateway.accesslog import AccessLog
@@ -56,6 +56,12 @@ class GatewaySettings:
     """Path of the access log, '-' for stderr, None for none."""
     log_prompts: bool = False
     drain_seconds: float = 30.0
+    server_tls: tls.ServerTLS | None = None
+    """Serve HTTPS with this certificate; None: plain HTTP."""
+    control_tls: tls.ClientTLS | None = None
+    """How the control plane's certificate is verified, and the client certificate shown to it."""
+    upstream_ca: Path | None = None
+    """CA certificates trusted for https:// upstreams besides the system's."""
 
 
 def run(settings: GatewaySettings) -> None:
@@ -80,6 +86,8 @@ async def _main(settings: GatewaySettings) -> None:
     app = GatewayApp(
         region=settings.region, access_log=AccessLog(out), log_prompts=settings.log_prompts
     )
+    if settings.upstream_ca is not None:
+        app.upstreams.pool.trust(settings.upstream_ca)
     sync = TableSync(loop, app.set_table, settings.state_dir)
     tasks: list[asyncio.Task[None]] = []
     usage_path = settings.state_dir / USAGE_FILE if settings.state_dir else None
@@ -89,10 +97,10 @@ async def _main(settings: GatewaySettings) -> None:
     else:
         sync.restore()
         assert settings.control is not None
-        control, token = settings.control, settings.token
+        control, token, control_tls = settings.control, settings.token, settings.control_tls
 
         def make_client() -> api_client.Client:
-            return api_client.Client(control, token, timeout=10.0)
+            return api_client.Client(control, token, timeout=10.0, tls=control_tls)
 
         sync.follow(make_client)
         app.demand_hook = _demand_signaller(make_client)
@@ -102,11 +110,14 @@ async def _main(settings: GatewaySettings) -> None:
             )
         )
     _quiet_gc()
-    server = await serve(app.handle, app.on_error, settings.host, settings.port)
+    files = settings.server_tls
+    context = files.context() if files is not None else None
+    server = await serve(app.handle, app.on_error, settings.host, settings.port, tls=context)
+    scheme = "https" if context is not None else "http"
     logs.event(
         log,
         "gateway listening",
-        address=f"http://{settings.host}:{settings.port}",
+        address=f"{scheme}://{settings.host}:{settings.port}",
         source=settings.control or "config",
         region=settings.region or "-",
     )

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import builtins
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Literal
 
 EventType = Literal["ADDED", "MODIFIED", "DELETED"]
@@ -79,6 +81,37 @@ class WatchEvent:
     """The resourceVersion of this change; events come in increasing order."""
     previous: dict[str, Any] | None = None
     """For MODIFIED: the object just before this change (None for ADDED and DELETED)."""
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    """One audited API call. Kept apart from the objects: no resourceVersion, no watch."""
+
+    time: datetime
+    """When the request arrived (UTC)."""
+    request_id: str
+    """Unique per request; the response carried it as the Audit-Id header."""
+    level: str
+    """The audit level it was recorded at: Metadata or Request."""
+    user: str
+    """The principal, e.g. apikey:team-a/ci, or anonymous."""
+    source: str
+    """The client's address."""
+    verb: str
+    """create, update, patch, delete, get, list or watch."""
+    kind: str
+    """The plural the path names (deployments), or "" off the resource routes."""
+    namespace: str
+    name: str
+    subresource: str
+    """status, scale, or ""."""
+    path: str
+    code: int
+    """The HTTP status answered."""
+    resource_version: int | None = None
+    """The object's resourceVersion after a write that succeeded."""
+    body: Any = None
+    """At level Request, the request body as JSON (redacted where its kind says so)."""
 
 
 class Store(ABC):
@@ -153,6 +186,29 @@ class Store(ABC):
     @abstractmethod
     def compact(self, *, keep: int) -> int:
         """Drop all but the newest `keep` log entries; return the new horizon."""
+
+    @abstractmethod
+    def append_audit(self, records: Sequence[AuditRecord]) -> None:
+        """Keep audit records, in one transaction."""
+
+    @abstractmethod
+    def list_audit(
+        self,
+        *,
+        since: datetime | None = None,
+        user: str | None = None,
+        kind: str | None = None,
+        namespace: str | None = None,
+        limit: int = 500,
+    ) -> builtins.list[AuditRecord]:
+        """The newest `limit` records that match every filter given, oldest first.
+
+        `since` keeps records at or after it; `kind` is a plural.
+        """
+
+    @abstractmethod
+    def expire_audit(self, *, before: datetime) -> int:
+        """Delete the audit records older than `before`; return how many went."""
 
     @abstractmethod
     def close(self) -> None:

@@ -6,6 +6,8 @@
 - `owner_refs`: which object names which owner uid, for cascading deletes.
 - `events`: the change log watches read, one row per resourceVersion; a MODIFIED row keeps
   the object's previous state too, so a filtered watch can tell an object left its selection.
+- `audit_log`: audited API calls (control/audit.py), apart from the objects and their log;
+  time is epoch microseconds, the same integer on both backends.
 """
 
 from __future__ import annotations
@@ -58,6 +60,31 @@ events = sa.Table(
     *_key_columns(),
     sa.Column("data", sa.Text, nullable=False),
     sa.Column("previous", sa.Text, nullable=True),
+)
+
+audit_log = sa.Table(
+    "audit_log",
+    metadata,
+    sa.Column(
+        "id",
+        sa.BigInteger().with_variant(sa.Integer, "sqlite"),  # SQLite: the rowid, autoincrement
+        primary_key=True,
+        autoincrement=True,
+    ),
+    sa.Column("time_us", sa.BigInteger, nullable=False, index=True),
+    sa.Column("request_id", sa.String, nullable=False),
+    sa.Column("level", sa.String, nullable=False),
+    sa.Column("principal", sa.String, nullable=False),
+    sa.Column("source", sa.String, nullable=False),
+    sa.Column("verb", sa.String, nullable=False),
+    sa.Column("kind", sa.String, nullable=False),
+    sa.Column("namespace", sa.String, nullable=False),
+    sa.Column("name", sa.String, nullable=False),
+    sa.Column("subresource", sa.String, nullable=False),
+    sa.Column("path", sa.String, nullable=False),
+    sa.Column("code", sa.Integer, nullable=False),
+    sa.Column("resource_version", sa.BigInteger, nullable=True),
+    sa.Column("body", sa.Text, nullable=True),
 )
 
 

@@ -20,6 +20,7 @@ MINIMAL: dict[str, dict[str, Any]] = {
     "ApiKey": {},
     "Quota": {},
     "Event": {"involvedObject": {"kind": "Replica", "name": "chat-0"}, "reason": "Started"},
+    "Secret": {"data": {"token": "s3cret"}},
 }
 """The smallest valid spec of each kind."""
 

@@ -57,6 +57,23 @@ def test_scalars_keep_their_type() -> None:
 
 
 @pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        ("1e99999999", "exponent outside"),  # 10**N alone held the control plane for minutes
+        ("1E400", "exponent outside"),  # was an OverflowError: a 500 on POST /pools
+        ("9e308", "too large"),
+    ],
+)
+def test_a_quantity_beyond_a_float_is_refused_at_once(text: str, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        values.parse_quantity(text)
+    if match != "too large":
+        with pytest.raises(ValueError, match=match):
+            values.parse_quantity_exact(text)
+    assert values.parse_quantity("1e308") == 1e308
+
+
+@pytest.mark.parametrize(
     ("text", "exact"),
     [
         ("80Gi", Fraction(80 * 2**30)),

@@ -6,6 +6,7 @@ tests/e2e/test_cli_apikey.py against a real control plane.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import UTC, datetime
 from typing import Any
@@ -180,3 +181,33 @@ def test_revoke_of_a_missing_key_is_a_clear_error(cli: Cli) -> None:
         "error: no API key 'ghost' in namespace 'team-a' "
         "(see them with: inferplane apikey list -n team-a)\n"
     )
+
+
+def test_rotate_writes_a_new_hash_pinned_to_what_it_read_and_prints_the_token(cli: Cli) -> None:
+    cli.api.add(key("ci-bot", "team-a", rateLimits={"requestsPerMinute": 60}))
+    result = cli("apikey", "rotate", "ci-bot", "-n", "team-a", "--expires-in", "7d")
+    assert result.exit_code == 0, result.output
+    sent = json.loads(cli.api.requests[-1].content)
+    assert sent["metadata"]["resourceVersion"], "a concurrent rotate is a conflict, not lost"
+    assert set(sent["spec"]) == {"tokenHash", "tokenPrefix", "expiresAt"}
+    token = result.stdout.split("token of team-a/ci-bot:\n\n  ")[1].split()[0]
+    assert token.startswith("ipk_") and sent["spec"]["tokenPrefix"] == token[:12]
+    assert sent["spec"]["tokenHash"] == hashlib.sha256(token.encode()).hexdigest() != HASH
+    assert "apikey/ci-bot rotated (namespace team-a)" in result.stdout
+    stored = cli.api.find("ApiKey", "ci-bot", "team-a")
+    assert stored is not None and stored["spec"]["rateLimits"] == {"requestsPerMinute": 60}
+
+
+def test_rotate_keeps_the_expiry_unless_told(cli: Cli) -> None:
+    cli.api.add(key("ci-bot", expiresAt="2031-01-01T00:00:00Z"))
+    result = cli("apikey", "rotate", "ci-bot", "-o", "yaml")
+    assert result.exit_code == 0, result.output
+    shown = yaml.safe_load(result.stdout)
+    assert "expiresAt" not in json.loads(cli.api.requests[-1].content)["spec"]
+    assert shown["spec"]["expiresAt"] == "2031-01-01T00:00:00Z"
+    assert shown["status"]["token"].startswith("ipk_") and "tokenHash" not in shown["spec"]
+
+
+def test_rotate_of_a_missing_key_is_a_clear_error(cli: Cli) -> None:
+    result = cli("apikey", "rotate", "ghost")
+    assert result.exit_code == 1 and result.stderr.startswith("error: no API key 'ghost'")

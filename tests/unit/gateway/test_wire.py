@@ -44,6 +44,9 @@ class FakeTransport:
     def is_closing(self) -> bool:
         return self.closed
 
+    def get_extra_info(self, name: str, default: object = None) -> object:
+        return ("127.0.0.1", 50000) if name == "peername" else default
+
     @property
     def output(self) -> bytes:
         return b"".join(self.written)
@@ -239,3 +242,17 @@ def test_chunked_responses_are_framed() -> None:
     head, _, body = output.partition(b"\r\n\r\n")
     assert b"transfer-encoding: chunked" in head and b"x-request-id: r1" in head
     assert body == b"9\r\ndata: 1\n\n\r\n0\r\nx-inferplane-resumed: 1\r\n\r\n"
+
+
+def test_each_request_knows_its_clients_address() -> None:
+    async def peer(request: server.Request, out: server.Responder) -> None:
+        out.send(200, request.peer.encode(), b"text/plain")
+
+    async def scenario() -> FakeTransport:
+        conn, transport = connect(peer)
+        conn.data_received(post(b"/a", b"") + post(b"/b", b""))
+        await settle()
+        return transport
+
+    transport = asyncio.run(scenario())
+    assert transport.output == response(b"200 OK", b"127.0.0.1") * 2

@@ -12,7 +12,9 @@ import asyncio
 import ssl
 import time
 from collections.abc import Callable
+from pathlib import Path
 
+from inferplane import tls
 from inferplane.gateway.wire.connection import Conn, Origin, UpstreamError, wait
 
 __all__ = ["Exchange", "Origin", "Pool", "UpstreamError"]
@@ -117,7 +119,12 @@ class Pool:
     def __init__(self, *, max_idle_per_origin: int = 256) -> None:
         self._idle: dict[Origin, list[Conn]] = {}
         self._max_idle = max_idle_per_origin
+        # https:// upstreams: certificate and host name verified against the system's CAs.
         self._tls = ssl.create_default_context()
+
+    def trust(self, ca_file: Path) -> None:
+        """Also trust the CAs in `ca_file` for https:// upstreams (a private upstream's CA)."""
+        tls.trust(self._tls, ca_file)
 
     async def request(
         self,
