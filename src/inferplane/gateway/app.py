@@ -138,7 +138,7 @@ class GatewayApp:
             call = (
                 parse_v2(api, v2_model, request.body)
                 if v2_model is not None
-                else (parse_openai(api, request.body))
+                else parse_openai(api, request.body, request.headers.get(b"content-type"))
             )
             await pipeline.run(self, call, ctx.key, out, ctx)
         except errors.GatewayError as error:

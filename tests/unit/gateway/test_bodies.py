@@ -28,10 +28,11 @@ def make_endpoint(*, external: bool = False) -> EndpointEntry:
 
 ENGINE = make_endpoint()
 EXTERNAL = make_endpoint(external=True)
+HI = [{"role": "user", "content": "hi"}]
 
 
 def call(api: Api = Api.CHAT, **body: Any) -> Call:
-    return parse_openai(api, orjson.dumps({"model": "m", "messages": []} | body))
+    return parse_openai(api, orjson.dumps({"model": "m", "messages": HI} | body))
 
 
 def sent(c: Call, endpoint: EndpointEntry = ENGINE, served: str | None = "m") -> dict[str, Any]:
@@ -54,7 +55,7 @@ def test_a_stream_that_asked_for_everything_is_sent_unchanged() -> None:
 def test_the_model_is_replaced_by_the_served_name() -> None:
     c = call(temperature=0.5)
     body = sent(c, served="org/engine-model")
-    assert body == {"model": "org/engine-model", "messages": [], "temperature": 0.5}
+    assert body == {"model": "org/engine-model", "messages": HI, "temperature": 0.5}
     assert c.body["model"] == "m", "the call itself is not changed"
 
 
