@@ -7,7 +7,13 @@ import orjson
 
 from inferplane.gateway.calls import Call
 from inferplane.gateway.context import Context
-from inferplane.gateway.table import EndpointEntry
+from inferplane.gateway.table import EndpointEntry, KeyEntry
+
+SCHEDULING_HINTS = frozenset(("priority",))
+"""Engine-side fields that order one request against others (vLLM's `priority`, which the
+reference engine reads too): a tenant's key must not jump the queue of a shared replica, so
+only a key with the `admin` role of its namespace may set them; the gateway drops them from
+anyone else's request. V2 requests carry them in `parameters`."""
 
 
 def account_whole(call: Call, ctx: Context, body: bytes) -> bytes:
@@ -65,6 +71,19 @@ def upstream_body(call: Call, endpoint: EndpointEntry, served: str | None) -> by
     if not changes:
         return call.raw
     return orjson.dumps(call.body | changes)
+
+
+def clamp_hints(call: Call, key: KeyEntry) -> None:
+    """Drop the scheduling hints `key` may not set from the call's body (and its raw bytes,
+    which go upstream as they are when nothing else changes)."""
+    if key.role == "admin":
+        return
+    holder = call.body.get("parameters") if call.api.v2 else call.body
+    if not isinstance(holder, dict) or SCHEDULING_HINTS.isdisjoint(holder):
+        return  # the usual request: nothing to drop, nothing re-encoded
+    kept = {name: value for name, value in holder.items() if name not in SCHEDULING_HINTS}
+    call.body = (call.body | {"parameters": kept}) if call.api.v2 else kept
+    call.raw = orjson.dumps(call.body)
 
 
 def upstream_path(call: Call, served: str | None) -> bytes:

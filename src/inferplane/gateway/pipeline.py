@@ -40,6 +40,7 @@ async def run(gw: Gateway, call: Call, key: KeyEntry, out: Responder, ctx: Conte
     if denied is not None:
         raise _limited(denied)
     ctx.checks = checks
+    bodies.clamp_hints(call, key)
     outcome: Outcome | None = None
     chain = _chain(gw, service)
     for index, step in enumerate(chain):

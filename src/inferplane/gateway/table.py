@@ -61,6 +61,8 @@ class KeyEntry:
     name: str
     limits: quotas.Limits
     expires_at: float | None
+    role: apikeys.Role = "viewer"
+    """The key's role in its namespace: only an `admin` may set engine scheduling hints."""
 
     @property
     def subject(self) -> str:
@@ -157,6 +159,7 @@ def build(objects: Objects) -> Table:
                 key.metadata.name,
                 quotas.Limits.of(key.spec.rateLimits, key.spec.budget),
                 _epoch(key.spec.expiresAt),
+                key.spec.role,
             )
             table.keys[key.spec.tokenHash] = key_entry
             _note_usage(table, key_entry.subject, key.status)
