@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,9 +11,11 @@ from fastapi import Request
 
 from inferplane.api import errors as api_errors
 from inferplane.api import selectors
-from inferplane.control import errors
+from inferplane.control import errors, paging
 
 MERGE_PATCH = "application/merge-patch+json"
+_LIMIT = re.compile(r"[0-9]{1,18}")
+"""A page size as digits: ASCII only, and short enough that int() never refuses it."""
 
 
 async def read_json(request: Request, *, limit: int) -> Any:
@@ -113,3 +116,26 @@ def int_param(request: Request, name: str) -> int | None:
 
 def bool_param(request: Request, name: str) -> bool:
     return request.query_params.get(name, "").lower() in ("true", "1", "yes")
+
+
+def page_window(request: Request) -> paging.Window:
+    """`limit` and `continue` of a list: a positive page size, and where the last page ended."""
+    limit_text = request.query_params.get("limit")
+    limit = None
+    if limit_text:  # empty, as absent: no limit
+        if not _LIMIT.fullmatch(limit_text) or int(limit_text) == 0:
+            raise errors.bad_request(
+                f"limit={limit_text!r} is not a positive integer",
+                causes=[errors.Cause("limit", "must be a positive integer")],
+            )
+        limit = int(limit_text)
+    token = request.query_params.get("continue")
+    if not token:
+        return paging.Window(limit)
+    try:
+        return paging.Window(limit, paging.decode(token))
+    except paging.BadToken as exc:
+        raise errors.bad_request(
+            f"invalid continue token: {exc}; list again without it",
+            causes=[errors.Cause("continue", str(exc))],
+        ) from exc

@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse, Response
 from inferplane.api import deployments, registry
 from inferplane.api.meta import API_VERSION
 from inferplane.api.registry import KindInfo
-from inferplane.control import admission, auth, authguard, errors, requests, watches
+from inferplane.control import admission, auth, authguard, errors, paging, requests, watches
 from inferplane.control.plane import ControlPlane
 from inferplane.store import base as store_base
 
@@ -76,13 +76,15 @@ async def list_objects(request: Request, plural: str) -> Response:
     scope = namespace if namespace is not None else _list_scope(request, info)
     if verb == "watch":
         return await watches.stream(request, plane, info, scope, selected)
+    window = requests.page_window(request)
     items, version = await plane.read(plane.store.list, info.kind, scope)
+    listed = paging.page([obj for obj in items if selected.matches(obj)], window, version=version)
     return JSONResponse(
         {
             "apiVersion": API_VERSION,
             "kind": f"{info.kind}List",
-            "metadata": {"resourceVersion": str(version)},
-            "items": [obj for obj in items if selected.matches(obj)],
+            "metadata": listed.metadata(),
+            "items": listed.items,
         }
     )
 
