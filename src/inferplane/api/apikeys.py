@@ -103,17 +103,32 @@ class ApiKey(meta.Resource[ApiKeySpec, ApiKeyStatus]):
 
 
 class QuotaSpec(meta.Model):
-    """Limits shared by every key of a namespace, on top of each key's own."""
+    """Limits shared by every key of a namespace, on top of each key's own, and caps on what
+    the namespace's deployments may run."""
 
     rateLimits: RateLimits = Field(default_factory=RateLimits)
     """Requests and tokens per minute, over all the namespace's keys together."""
     budget: Budget | None = None
     """Cost or token budget per period, over all the namespace's keys together."""
+    maxReplicas: int | None = Field(None, ge=0)
+    """Most Replica objects the namespace may hold, over all its deployments (those being
+    deleted count until they are gone; those moving off a lost or drained cluster do not, their
+    replacements take their place). The deployment controller creates no replica past it and
+    sets the Deployment's condition QuotaExceeded; unset is unlimited."""
+    maxDevices: int | None = Field(None, ge=0)
+    """Most devices the namespace's replicas may request in all: each replica counts its
+    devices per node (the sum of spec.resources.devices[].count) times its nodes. Enforced as
+    maxReplicas is; unset is unlimited."""
 
 
 class QuotaStatus(meta.Status):
-    """Usage, written by the gateway through the control plane."""
+    """Usage: tokens and cost written by the gateway, replicas and devices by the control
+    plane."""
 
+    replicas: int = Field(0, ge=0)
+    """Replicas of the namespace counted against maxReplicas now."""
+    devices: int = Field(0, ge=0)
+    """Devices the namespace's counted replicas request now, against maxDevices."""
     tokensUsed: int = Field(0, ge=0)
     """Tokens used in the current budget period."""
     costUsed: float = Field(0.0, ge=0)
@@ -123,7 +138,8 @@ class QuotaStatus(meta.Status):
 
 
 class Quota(meta.Resource[QuotaSpec, QuotaStatus]):
-    """A namespace's shared rate limits and budget; every Quota in a namespace applies."""
+    """A namespace's shared rate limits, budget and replica and device caps; every Quota in a
+    namespace applies."""
 
     KIND: ClassVar[str] = "Quota"
     NAMESPACED: ClassVar[bool] = True
@@ -133,4 +149,4 @@ class Quota(meta.Resource[QuotaSpec, QuotaStatus]):
     spec: QuotaSpec = Field(default_factory=QuotaSpec)
     """The namespace's limits."""
     status: QuotaStatus = Field(default_factory=QuotaStatus)
-    """Usage in the current period."""
+    """Usage in the current period, and the replicas and devices in use."""

@@ -5,19 +5,29 @@ the replica template, plans the next step with `rollouts.plan` (scale, roll with
 maxUnavailable or recreate, replace moving replicas), creates and deletes Replicas to carry it
 out, and writes the counts, phase and conditions Available and Progressing. A deployment
 whose model cannot be resolved keeps the replicas it has: nothing is torn down on a typo.
+
+Creation is bounded twice. A namespace's Quotas (maxReplicas, maxDevices) admit replicas
+first: those they hold back wait, with condition QuotaExceeded and a Warning Event, until a
+Quota changes or a replica of the namespace goes. And one pass creates at most CREATE_BURST
+replicas, in slow-start batches of 1, 2, 4, … as Kubernetes' ReplicaSet does (a batch that
+fails stops the pass), then requeues for the rest: a write of spec.replicas=1000 becomes a
+steady trickle the scheduler and the API keep up with, not one burst that stalls them.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from inferplane import logs
-from inferplane.api import deployments, models, replicas, wellknown
+from inferplane.api import apikeys, deployments, models, replicas, wellknown
 from inferplane.api.meta import Condition
-from inferplane.control.controllers import templates
+from inferplane.control.controllers import quotas, templates
 from inferplane.control.runtime.controller import Key, Result, Watch
 from inferplane.control.runtime.events import EventRecorder, EventType
 from inferplane.control.runtime.objects import Clock, Objects, utcnow
@@ -29,6 +39,19 @@ LIVE_CLUSTER_PHASES = ("Ready", "Cordoned")
 """Cluster phases with an agent that reports: a Ready replica there serves."""
 TROUBLED_PHASES = ("Failed", "CrashLoopBackOff")
 NAME_ATTEMPTS = 5
+CREATE_BURST = 16
+"""Most replicas one reconcile creates; the rest wait for the next pass."""
+CREATE_PAUSE_SECONDS = 0.5
+"""Pause between passes of a deployment that has more replicas to create."""
+QUOTA_CONDITION = "QuotaExceeded"
+
+
+@dataclass(frozen=True)
+class _Created:
+    held_by: str | None = None
+    """Why a Quota held replicas back, when it did."""
+    more: bool = False
+    """Replicas are left to create past this pass's burst."""
 
 
 @dataclass(frozen=True)
@@ -62,11 +85,17 @@ class DeploymentController:
         self._seen: dict[Key, tuple[Any, ...]] = {}
         self._owner: dict[Key, tuple[Key, str | None]] = {}
         self._cluster_live: dict[str, bool] = {}
+        # Deployments a Quota holds back, by namespace: a Quota change or a replica that goes
+        # wakes them. Creation in a namespace is serialised, so two deployments never both
+        # take the last room.
+        self._held: dict[str, set[Key]] = {}
+        self._creating: dict[str, asyncio.Lock] = {}
         self.watches = [
             Watch("Deployment", self._index),
             Watch("Model", self._deployments_of_model),
             Watch("Replica", self._deployment_of_replica),
             Watch("Cluster", self._deployments_on_cluster),
+            Watch("Quota", self._held_in_namespace),
         ]
 
     # -- watch mappings -------------------------------------------------------------------------
@@ -90,7 +119,7 @@ class DeploymentController:
         if meta.get("deletionTimestamp") and not meta.get("finalizers"):
             self._seen.pop(key, None)  # gone from the store
             self._owner.pop(key, None)
-            return [owner]
+            return sorted({owner, *self._held.get(key.namespace, ())})
         if self._seen.get(key) == seen:
             return []
         self._seen[key] = seen
@@ -106,6 +135,9 @@ class DeploymentController:
             return []
         self._cluster_live[name] = live
         return sorted({owner for owner, on in self._owner.values() if on == name})
+
+    async def _held_in_namespace(self, quota: dict[str, Any]) -> list[Key]:
+        return sorted(self._held.get(quota["metadata"]["namespace"], ()))
 
     # -- reconcile ------------------------------------------------------------------------------
 
@@ -126,6 +158,7 @@ class DeploymentController:
         resolved = await self._resolve(deployment)
         views = await self._views(owned)
         template_hash = templates.template_hash(resolved.template) if resolved.template else ""
+        created = _Created()
         if resolved.template is not None:
             step = rollouts.plan(
                 views,
@@ -133,9 +166,14 @@ class DeploymentController:
                 template=template_hash,
                 rollout=deployment.spec.rollout,
             )
-            await self._carry_out(obj, step, resolved.template, template_hash)
-        await self._write_status(obj, deployment, resolved, owned, views, template_hash)
-        return Result()
+            created = await self._carry_out(obj, step, resolved.template, template_hash)
+        held = self._held.setdefault(key.namespace, set())
+        if created.held_by is None:
+            held.discard(key)
+        else:
+            held.add(key)
+        await self._write_status(obj, deployment, resolved, owned, views, template_hash, created)
+        return Result(requeue_after=CREATE_PAUSE_SECONDS if created.more else None)
 
     async def _replicas(
         self, key: Key, deployment: dict[str, Any] | None
@@ -168,7 +206,7 @@ class DeploymentController:
         step: rollouts.Plan,
         template: replicas.ReplicaSpec,
         template_hash: str,
-    ) -> None:
+    ) -> _Created:
         namespace = deployment["metadata"]["namespace"]
         if step.create or step.delete:
             logs.event(
@@ -179,13 +217,45 @@ class DeploymentController:
                 create=len(step.create),
                 delete=",".join(step.delete) or "-",
             )
-        for replaces in step.create:
-            await self._create(deployment, template, template_hash, replaces=replaces)
+        created = _Created()
+        if step.create:
+            created = await self._create_within_quota(
+                deployment, step.create, template, template_hash
+            )
         for name in step.delete:
             if await self._objects.delete("Replica", namespace, name) is not None:
                 await self._event(
                     deployment, "Normal", "SuccessfulDelete", f"deleted replica {name}"
                 )
+        return created
+
+    async def _create_within_quota(
+        self,
+        deployment: dict[str, Any],
+        wanted: Sequence[str | None],
+        template: replicas.ReplicaSpec,
+        template_hash: str,
+    ) -> _Created:
+        """Create what the namespace's Quotas admit of `wanted`, at most CREATE_BURST of it."""
+        namespace = deployment["metadata"]["namespace"]
+        async with self._creating.setdefault(namespace, asyncio.Lock()):
+            listed = await self._objects.list("Quota", namespace)
+            room = quotas.Room(len(wanted))
+            if listed:
+                usage = quotas.usage_of(await self._objects.list("Replica", namespace))
+                room = quotas.room(
+                    [apikeys.Quota.model_validate(q) for q in listed],
+                    usage,
+                    devices_each=quotas.devices_of(template.resources),
+                    wanted=len(wanted),
+                )
+            batch = wanted[: min(room.allowed, CREATE_BURST)]
+
+            async def create(replaces: str | None) -> None:
+                await self._create(deployment, template, template_hash, replaces=replaces)
+
+            await _slow_start(batch, create)
+        return _Created(held_by=room.held_by, more=room.allowed > len(batch))
 
     async def _create(
         self,
@@ -218,6 +288,7 @@ class DeploymentController:
         owned: list[dict[str, Any]],
         views: list[rollouts.ReplicaView],
         template_hash: str,
+        created: _Created,
     ) -> None:
         now = self._clock()
         desired = deployment.spec.replicas
@@ -241,10 +312,13 @@ class DeploymentController:
         for condition in _progress_conditions(counts, desired, unavailable, status.phase):
             condition.observedGeneration = generation
             status.set_condition(condition, now=now)
+        newly_held = _set_quota_condition(status, created.held_by, now=now)
         await self._objects.write_status(obj, status.model_dump(mode="json", exclude_none=True))
         if changed:
             kind: EventType = "Normal" if resolved.condition.status == "True" else "Warning"
             await self._event(obj, kind, resolved.condition.reason, resolved.condition.message)
+        if newly_held and created.held_by is not None:
+            await self._event(obj, "Warning", QUOTA_CONDITION, created.held_by)
 
     async def _event(self, obj: dict[str, Any], type_: EventType, reason: str, text: str) -> None:
         await self._recorder.emit(obj, type_, reason, text, now=self._clock())
@@ -283,6 +357,38 @@ def _model_condition(
         message=message,
         observedGeneration=deployment.metadata.generation,
     )
+
+
+async def _slow_start(
+    wanted: Sequence[str | None], create: Callable[[str | None], Awaitable[None]]
+) -> None:
+    """`create` each of `wanted` in slow-start batches of 1, 2, 4, …, each batch at once: a
+    batch with a failure raises before the next starts, so a failing store costs a few calls,
+    not one per replica."""
+    done, size = 0, 1
+    while done < len(wanted):
+        batch = wanted[done : done + size]
+        results = await asyncio.gather(*(create(r) for r in batch), return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+        done, size = done + len(batch), size * 2
+
+
+def _set_quota_condition(
+    status: deployments.DeploymentStatus, held_by: str | None, *, now: datetime
+) -> bool:
+    """Condition QuotaExceeded while a Quota holds replicas back, gone once none does; True
+    when it newly says something."""
+    if held_by is None:
+        status.conditions = [c for c in status.conditions if c.type != QUOTA_CONDITION]
+        return False
+    before = status.condition(QUOTA_CONDITION)
+    condition = Condition(
+        type=QUOTA_CONDITION, status="True", reason="QuotaExceeded", message=held_by
+    )
+    status.set_condition(condition, now=now)
+    return before is None or before.message != held_by
 
 
 def _progress_conditions(
