@@ -4,8 +4,9 @@ It keeps the agent's side of the contract in docs/workload-planes.md over the pu
 nothing more: it joins by creating its Cluster and Pools, heartbeats by merge-patching the
 Cluster's status, and for each Replica bound to its cluster walks the phases the real agent
 reports (Scheduled → Starting → Ready with a fake URL; Draining once deleted, then removes
-the agent finalizer). It runs no engine. `stop()` is a kill -9: heartbeats and replica
-handling end at once and nothing is cleaned up.
+the agent finalizer; the phase it had again when the control plane marked it Unknown, as the
+real agent resends a phase it finds changed). It runs no engine. `stop()` is a kill -9:
+heartbeats and replica handling end at once and nothing is cleaned up.
 """
 
 from __future__ import annotations
@@ -154,3 +155,6 @@ class FakeAgent:
             report({"phase": "Starting"})
         elif phase == "Starting" and not self.hold(replica):
             report({"phase": "Ready", "url": self.url_of(name)})
+        elif phase == "Unknown":  # its engines all run: what it would have said, said again
+            held = self.hold(replica)
+            report({"phase": "Starting" if held else "Ready", "url": self.url_of(name)})

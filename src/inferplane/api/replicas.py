@@ -14,7 +14,7 @@ from pydantic import Field
 from inferplane.api import deployments, engines, meta, models, values
 
 ReplicaPhase = Literal[
-    "Pending", "Scheduled", "Starting", "Ready", "Draining", "Failed", "CrashLoopBackOff"
+    "Pending", "Scheduled", "Starting", "Ready", "Draining", "Failed", "CrashLoopBackOff", "Unknown"
 ]
 
 
@@ -100,7 +100,10 @@ class ReplicaStatus(meta.Status):
 
     phase: ReplicaPhase = "Pending"
     """Pending (not placed), Scheduled, Starting (loading weights), Ready, Draining (finishing
-    requests before it stops), Failed or CrashLoopBackOff (restarting after repeated crashes)."""
+    requests before it stops), Failed, CrashLoopBackOff (restarting after repeated crashes) or
+    Unknown: its cluster is NotReady, so no agent vouches for it (set by the control plane,
+    with condition ClusterReady=False, as Kubernetes marks the pods of a NotReady node); the
+    agent reports the real phase again once it is back."""
     url: values.HttpUrl | None = None
     """Root URL of the engine once it listens, e.g. http://10.0.0.5:8001."""
     restarts: int = Field(0, ge=0)

@@ -4,19 +4,18 @@ the grace period, and a full grace for every cluster when the controller (re)sta
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from inferplane import store as store_pkg
-from inferplane.api import fleet, validation, wellknown
+from inferplane.api import fleet, wellknown
 from inferplane.control.controllers import clusters
 from inferplane.control.runtime.controller import Key
 from inferplane.control.runtime.events import EventRecorder
 from inferplane.control.runtime.objects import Objects
+from tests.unit.control import stored
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
 
@@ -77,36 +76,10 @@ def test_eviction_waits_for_the_grace_and_for_the_controller_to_have_watched() -
     assert clusters.eviction_time(cluster(), watched_since=T0) is None
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[store_pkg.Store]:
-    opened = store_pkg.open_store(store_pkg.sqlite_url(tmp_path))
-    yield opened
-    opened.close()
-
-
-def _create(store: store_pkg.Store, doc: dict[str, Any]) -> dict[str, Any]:
-    return store.create(
-        validation.parse_object({"apiVersion": "inferplane.dev/v1", **doc}).to_dict()
-    )
-
-
 def test_the_controller_marks_not_ready_then_evicts_on_its_clock(store: store_pkg.Store) -> None:
     clock = Clock()
-    _create(
-        store,
-        {
-            "kind": "Cluster",
-            "metadata": {"name": "a"},
-            "spec": {"heartbeatGraceSeconds": 10, "evictionGraceSeconds": 60},
-        },
-    )
-    store.update(
-        {
-            **store.get("Cluster", "", "a"),
-            "status": {"phase": "Ready", "lastHeartbeatTime": T0.isoformat()},
-        }
-    )
-    owner = _create(
+    _joined(store, eviction_grace=60)
+    owner = stored.create(
         store,
         {
             "kind": "Deployment",
@@ -114,7 +87,7 @@ def test_the_controller_marks_not_ready_then_evicts_on_its_clock(store: store_pk
             "spec": {"model": "m"},
         },
     )
-    _create(
+    stored.create(
         store,
         {
             "kind": "Replica",
@@ -154,6 +127,67 @@ def test_the_controller_marks_not_ready_then_evicts_on_its_clock(store: store_pk
     assert {"ClusterNotReady", "EvictingReplicas", "Evicted"} <= reasons
 
 
+def _joined(store: store_pkg.Store, *, eviction_grace: float) -> None:
+    """Cluster a, joined and heartbeating at T0, NotReady 10 s after its last heartbeat."""
+    spec = {"heartbeatGraceSeconds": 10, "evictionGraceSeconds": eviction_grace}
+    stored.create(store, {"kind": "Cluster", "metadata": {"name": "a"}, "spec": spec})
+    _heartbeat(store, T0)
+
+
 def _move(store: store_pkg.Store) -> str | None:
     replica = store.get("Replica", "t", "chat-abcde")
     return (replica["metadata"].get("annotations") or {}).get(wellknown.MOVE_ANNOTATION)
+
+
+def test_replicas_of_a_not_ready_cluster_are_unknown_until_it_is_back(
+    store: store_pkg.Store,
+) -> None:
+    clock = Clock()
+    _joined(store, eviction_grace=600)
+    replica = stored.create(
+        store,
+        {
+            "kind": "Replica",
+            "metadata": {"name": "chat-abcde", "namespace": "t"},
+            "spec": {
+                "deployment": "chat",
+                "model": {"name": "m", "version": "v1", "source": "file:///m"},
+                "cluster": "a",
+                "pool": "a-gpu",
+            },
+        },
+    )
+    store.update({**replica, "status": {"phase": "Ready", "url": "http://10.0.0.5:8001"}})
+    controller = clusters.ClusterController(
+        Objects(store, lambda: None), EventRecorder(store, component="test"), clock=clock
+    )
+
+    def reconcile() -> dict[str, Any]:
+        asyncio.run(controller.reconcile(Key("", "a")))
+        status: dict[str, Any] = store.get("Replica", "t", "chat-abcde")["status"]
+        return status
+
+    assert reconcile()["phase"] == "Ready"
+    clock.advance(11)
+    lost = reconcile()
+    assert lost["phase"] == "Unknown"
+    assert lost["url"] == "http://10.0.0.5:8001", "kept: the agent may come back to it"
+    (condition,) = [c for c in lost["conditions"] if c["type"] == clusters.REPLICA_CONDITION]
+    assert (condition["status"], condition["reason"]) == ("False", "ClusterNotReady")
+    version = store.get("Replica", "t", "chat-abcde")["metadata"]["resourceVersion"]
+    reconcile()
+    assert store.get("Replica", "t", "chat-abcde")["metadata"]["resourceVersion"] == version, (
+        "marked once, not on every pass"
+    )
+
+    _heartbeat(store, clock.now)  # the agent is back: it heartbeats (phase Ready) again
+    back = reconcile()
+    assert store.get("Cluster", "", "a")["status"]["phase"] == "Ready"
+    assert all(c["type"] != clusters.REPLICA_CONDITION for c in back.get("conditions", []))
+
+
+def _heartbeat(store: store_pkg.Store, when: datetime) -> None:
+    """What an agent's heartbeat writes: phase Ready and the time."""
+    cluster = store.get("Cluster", "", "a")
+    status = {**(cluster.get("status") or {}), "phase": "Ready"}
+    store.update({**cluster, "status": {**status, "lastHeartbeatTime": when.isoformat()}})

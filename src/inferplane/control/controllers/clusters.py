@@ -12,6 +12,12 @@ marked `inferplane.dev/move: evict`: the deployment controller starts each repla
 and then deletes the old replica, whose agent finalizer the scheduling controller removes
 (there is no agent to wait for).
 
+Replica phase. While a cluster is NotReady (or deleted), every replica bound to it shows phase
+Unknown with condition ClusterReady=False, as Kubernetes marks the pods of a NotReady node:
+no agent vouches for them, so `get replicas` does not say Ready and the endpoint controller
+stops routing to them. When the cluster is live again the condition goes and its agent, which
+resends any phase it finds changed, reports the real one.
+
 Drain. A cluster annotated `inferplane.dev/drain: "true"` (`inferplane drain`, which also
 cordons it) has its replicas marked `inferplane.dev/move: "true"`: make-before-break, the
 old replica goes only once its replacement is Ready. Condition Drained says how far it got.
@@ -26,13 +32,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from inferplane.api import fleet, wellknown
+from inferplane.api import fleet, replicas, wellknown
 from inferplane.api.meta import Condition
 from inferplane.control.runtime.controller import Key, Result, Watch
 from inferplane.control.runtime.events import EventRecorder, EventType
 from inferplane.control.runtime.objects import Clock, Objects, utcnow
 
 LIVE_PHASES = ("Ready", "Cordoned")
+REPLICA_CONDITION = "ClusterReady"
+"""The condition a replica of a NotReady cluster carries, with phase Unknown."""
 RECHECK_SLACK = 0.05
 """Seconds added to a computed deadline so the recheck lands after it, not just before."""
 
@@ -100,6 +108,35 @@ def eviction_time(cluster: fleet.Cluster, *, watched_since: datetime) -> datetim
     return start + timedelta(seconds=cluster.spec.evictionGraceSeconds)
 
 
+def unvouched(
+    replica: replicas.ReplicaStatus, cluster: str, *, now: datetime
+) -> replicas.ReplicaStatus | None:
+    """The status of a replica whose cluster is not live: phase Unknown, condition
+    ClusterReady=False; None when it says so already."""
+    message = f"cluster {cluster} is not ready: no agent reports on this replica"
+    held = replica.condition(REPLICA_CONDITION)
+    if replica.phase == "Unknown" and held is not None and held.message == message:
+        return None
+    status = replica.model_copy(deep=True)
+    status.phase = "Unknown"
+    status.message = message
+    condition = Condition(
+        type=REPLICA_CONDITION, status="False", reason="ClusterNotReady", message=message
+    )
+    status.set_condition(condition, now=now)
+    return status
+
+
+def vouched(replica: replicas.ReplicaStatus) -> replicas.ReplicaStatus | None:
+    """The status once the cluster is live again: without the condition (the agent reports the
+    phase); None when there is nothing to clear."""
+    if replica.condition(REPLICA_CONDITION) is None:
+        return None
+    status = replica.model_copy(deep=True)
+    status.conditions = [c for c in status.conditions if c.type != REPLICA_CONDITION]
+    return status
+
+
 def _aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
@@ -120,6 +157,8 @@ class ClusterController:
         self._watched_since: dict[str, datetime] = {}
         self._attention: set[str] = set()
         """Clusters whose replicas matter to us now: draining, NotReady or deleted."""
+        self._vouched: set[str] = set()
+        """Live clusters whose replicas were seen to carry no ClusterReady condition."""
         self.watches = [Watch("Replica", self._cluster_of_replica)]
 
     async def _cluster_of_replica(self, replica: dict[str, Any]) -> list[Key]:
@@ -133,7 +172,9 @@ class ClusterController:
         if obj is None:
             self._heard.pop(name, None)
             self._watched_since.pop(name, None)
+            self._vouched.discard(name)
             moved = await self._evict(name, None, why=f"cluster {name} was deleted")
+            await self._mark_replicas(name, live=False)
             if moved:
                 self._attention.add(name)
             else:
@@ -162,7 +203,30 @@ class ClusterController:
         if draining:
             self._attention.add(name)
             await self._drain(obj)
+        await self._follow_liveness(name, cluster)
         return Result(requeue_after=recheck)
+
+    async def _follow_liveness(self, name: str, cluster: fleet.Cluster) -> None:
+        """Replica phases follow the cluster: Unknown while NotReady, the agent's once live
+        (swept once per recovery, and once per cluster when the controller starts)."""
+        if cluster.status.phase == "NotReady":
+            self._vouched.discard(name)
+            await self._mark_replicas(name, live=False)
+        elif cluster.status.phase in LIVE_PHASES and name not in self._vouched:
+            await self._mark_replicas(name, live=True)
+            self._vouched.add(name)
+
+    async def _mark_replicas(self, name: str, *, live: bool) -> None:
+        now = self._clock()
+        for obj in await self._replicas_on(name):
+            if obj["metadata"].get("deletionTimestamp"):
+                continue  # on its way out: the scheduling controller lets it go
+            status = replicas.ReplicaStatus.model_validate(obj.get("status") or {})
+            marked = vouched(status) if live else unvouched(status, name, now=now)
+            if marked is not None:
+                await self._objects.write_status(
+                    obj, marked.model_dump(mode="json", exclude_none=True)
+                )
 
     def _observe(self, cluster: fleet.Cluster, now: datetime) -> datetime | None:
         """When (our clock) the cluster's current heartbeat value was first seen."""

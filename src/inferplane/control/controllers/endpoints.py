@@ -3,8 +3,10 @@
 An Endpoint is named after its replica and owned by it (deleting the replica deletes it). Its
 spec says where the engine answers (the replica's status.url) and what is behind it
 (deployment, replica, cluster and the cluster's region); status.ready is false while the
-replica's cluster is not heard from, so gateways stop routing there at once, before any
-eviction. The Endpoint goes as soon as the replica stops being Ready (Draining included).
+replica's cluster is not heard from, or the replica's phase is Unknown (the cluster controller
+marks the replicas of a NotReady cluster so), so gateways stop routing there at once, before
+any eviction; an Unknown replica keeps the Endpoint it had, and gets none if it had none.
+The Endpoint goes as soon as the replica is anything else but Ready (Draining included).
 """
 
 from __future__ import annotations
@@ -51,7 +53,7 @@ class EndpointController:
     async def reconcile(self, key: Key) -> Result:
         replica = await self._objects.get("Replica", key.namespace, key.name)
         endpoint = await self._objects.get("Endpoint", key.namespace, key.name)
-        wanted = await self._wanted(replica) if replica is not None else None
+        wanted = await self._wanted(replica, had=endpoint) if replica is not None else None
         if wanted is None:
             self._on.pop(key, None)
             if endpoint is not None and _ours(endpoint, key.name):
@@ -73,10 +75,14 @@ class EndpointController:
             await self._objects.update(updated)
         return Result()
 
-    async def _wanted(self, replica: dict[str, Any]) -> dict[str, Any] | None:
+    async def _wanted(
+        self, replica: dict[str, Any], *, had: dict[str, Any] | None
+    ) -> dict[str, Any] | None:
         """The Endpoint the replica should have, or None when it should have none."""
         rmeta, spec, status = replica["metadata"], replica["spec"], replica.get("status") or {}
-        if rmeta.get("deletionTimestamp") or status.get("phase") != "Ready":
+        phase = status.get("phase")
+        unknown = phase == "Unknown" and had is not None and _ours(had, rmeta["name"])
+        if rmeta.get("deletionTimestamp") or not (phase == "Ready" or unknown):
             return None
         if not status.get("url") or not spec.get("cluster"):
             return None
@@ -104,7 +110,7 @@ class EndpointController:
                 region=_region(cluster) if cluster is not None else "",
             ),
             status=services.EndpointStatus(
-                ready=cluster is not None and _liveness(cluster),
+                ready=phase == "Ready" and cluster is not None and _liveness(cluster),
             ),
         )
         return endpoint.to_dict()
