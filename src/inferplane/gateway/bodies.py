@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import orjson
 
+from inferplane.gateway import errors
 from inferplane.gateway.calls import Call
 from inferplane.gateway.context import Context
 from inferplane.gateway.table import EndpointEntry, KeyEntry
@@ -32,7 +33,10 @@ def account_whole(call: Call, ctx: Context, body: bytes) -> bytes:
     if call.api.v2 or obj.get("model") == call.model:
         return body
     obj["model"] = call.model
-    return orjson.dumps(obj)
+    try:
+        return orjson.dumps(obj)
+    except orjson.JSONEncodeError:
+        return body  # nested deeper than orjson writes: passed on as the upstream sent it
 
 
 def _usage_at_end(ctx: Context, body: bytes) -> bool:
@@ -70,7 +74,7 @@ def upstream_body(call: Call, endpoint: EndpointEntry, served: str | None) -> by
             changes["return_token_ids"] = True
     if not changes:
         return call.raw
-    return orjson.dumps(call.body | changes)
+    return _encode(call.body | changes)
 
 
 def clamp_hints(call: Call, key: KeyEntry) -> None:
@@ -83,7 +87,17 @@ def clamp_hints(call: Call, key: KeyEntry) -> None:
         return  # the usual request: nothing to drop, nothing re-encoded
     kept = {name: value for name, value in holder.items() if name not in SCHEDULING_HINTS}
     call.body = (call.body | {"parameters": kept}) if call.api.v2 else kept
-    call.raw = orjson.dumps(call.body)
+    call.raw = _encode(call.body)
+
+
+def _encode(body: dict[str, object]) -> bytes:
+    """A changed request body as JSON; a 400 when it nests deeper than orjson writes (254
+    levels, while it reads 1024): such a body was a 500 before (found by fuzzing)."""
+    try:
+        return orjson.dumps(body)
+    except orjson.JSONEncodeError:
+        message = "the request body is nested too deeply (at most 254 levels)"
+        raise errors.bad_request(message) from None
 
 
 def upstream_path(call: Call, served: str | None) -> bytes:

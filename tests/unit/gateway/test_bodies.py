@@ -5,11 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+import pytest
 
-from inferplane.gateway.bodies import upstream_body
+from inferplane.gateway import errors
+from inferplane.gateway.bodies import account_whole, clamp_hints, upstream_body
 from inferplane.gateway.calls import Api, Call, parse_openai, parse_v2
-from inferplane.gateway.table import EndpointEntry
+from inferplane.gateway.context import Context
+from inferplane.gateway.table import EndpointEntry, KeyEntry
 from inferplane.gateway.wire.upstream import Origin
+from inferplane.policy import quotas
 
 
 def make_endpoint(*, external: bool = False) -> EndpointEntry:
@@ -108,3 +112,42 @@ def test_completions_streams_are_treated_like_chat() -> None:
     assert body["model"] == "engine" and body["prompt"] == "hi"
     assert body["return_token_ids"] is True
     assert body["stream_options"] == {"include_usage": True}
+
+
+def deep_call(depth: int, fields: bytes = b"") -> Call:
+    """A chat call with a field `x` nested `depth` arrays deep (too deep for orjson.dumps)."""
+    raw = b'{"model":"m","messages":[{"role":"user","content":"hi"}],%s"x":%s}' % (
+        fields,
+        b"[" * depth + b"]" * depth,
+    )
+    return parse_openai(Api.CHAT, raw)
+
+
+@pytest.mark.parametrize("depth", [255, 300, 1000])
+def test_a_body_nested_too_deep_to_re_encode_is_a_400(depth: int) -> None:
+    """orjson reads 1024 levels but writes only 254: a body that must change on its way
+    upstream was a 500 (found by tests/integration/test_gateway_fuzz.py)."""
+    c = deep_call(depth, b'"stream":true,')
+    with pytest.raises(errors.GatewayError) as caught:
+        upstream_body(c, ENGINE, "m")
+    assert caught.value.status == 400 and "nested" in caught.value.message
+
+
+def test_a_deep_body_that_goes_up_unchanged_is_sent_as_it_came() -> None:
+    c = deep_call(1000)
+    assert upstream_body(c, ENGINE, "m") is c.raw
+
+
+def test_hints_in_a_body_nested_too_deep_are_a_400() -> None:
+    c = deep_call(300, b'"priority":1,')
+    key = KeyEntry("default", "k", quotas.Limits(), None)
+    with pytest.raises(errors.GatewayError) as caught:
+        clamp_hints(c, key)
+    assert caught.value.status == 400
+
+
+def test_an_answer_nested_too_deep_to_rename_is_passed_on_as_it_came() -> None:
+    deep = b"[" * 300 + b"]" * 300
+    answer = b'{"model":"served","usage":{"prompt_tokens":1},"x":%s,"n":1}' % deep
+    ctx = Context(None, None, b"r")  # type: ignore[arg-type]
+    assert account_whole(call(), ctx, answer) is answer

@@ -19,6 +19,10 @@ import httptools
 MAX_BODY = 64 * 1024 * 1024
 """Largest request body accepted (a 216 KB prompt is far below it)."""
 
+MAX_HEAD = 64 * 1024
+"""Largest request line and headers, together, accepted (a 431 past it; nginx allows 32 KB,
+hyper 400 KB). httptools buffers a head without bound, so the count is kept here."""
+
 HANDSHAKE_TIMEOUT = 10.0
 """Seconds a client may take over its TLS handshake before its connection is dropped."""
 
@@ -143,6 +147,16 @@ class Connection(asyncio.Protocol):
         self.resumers: list[Callable[[], None]] = []
         self._header_name = b""
         self._peer = ""
+        self._head_open = False
+        """Between a message's first byte and the end of its headers."""
+        self._head_size = 0
+        """The current head's URL and finished headers, in bytes."""
+        self._head_reads = 0
+        """Bytes of reads that fell wholly inside the current head (one header httptools
+        is still gathering, however long, counts here)."""
+        self._messages = 0
+        self._failed: tuple[int, bytes] | None = None
+        """The error that broke the stream, answered after the requests before it."""
 
     # asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -151,18 +165,35 @@ class Connection(asyncio.Protocol):
         self._peer = str(peername[0]) if isinstance(peername, tuple) else ""
 
     def data_received(self, data: bytes) -> None:
+        if self._failed is not None:
+            return  # a broken stream: its error goes out after the requests before it
+        in_head, messages = self._head_open, self._messages
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade:
-            self._reply_and_close(400, b"upgrades are not supported")
+            self._fail(400, b"upgrades are not supported")
         except httptools.HttpParserError as error:
             # httptools wraps an exception raised in a callback, keeping it as the context
             if isinstance(error.__context__, _TooLarge):
-                self._reply_and_close(413, b"request body larger than 64 MiB")
+                self._fail(413, b"request body larger than 64 MiB")
+            elif isinstance(error.__context__, _HeadTooLarge):
+                self._fail(431, b"request line and headers larger than 64 KiB")
             else:
-                self._reply_and_close(400, f"malformed HTTP request: {error}".encode())
+                self._fail(400, f"malformed HTTP request: {error}".encode())
         except _TooLarge:
-            self._reply_and_close(413, b"request body larger than 64 MiB")
+            self._fail(413, b"request body larger than 64 MiB")
+        except _HeadTooLarge:
+            self._fail(431, b"request line and headers larger than 64 KiB")
+        else:
+            if in_head and self._head_open and messages == self._messages:
+                self._count_head_read(len(data))  # all of `data` was one unfinished head
+
+    def _count_head_read(self, size: int) -> None:
+        """A 431 once the reads inside one unfinished head pass MAX_HEAD: reads that began
+        and ended inside it only, so that a body never counts."""
+        self._head_reads += size
+        if self._head_reads > MAX_HEAD:
+            self._fail(431, b"request line and headers larger than 64 KiB")
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._transport = None
@@ -189,12 +220,20 @@ class Connection(asyncio.Protocol):
     # httptools callbacks
     def on_url(self, url: bytes) -> None:
         self._url += url
+        self._head_size += len(url)
+        if self._head_size > MAX_HEAD:
+            raise _HeadTooLarge()
 
     def on_header(self, name: bytes, value: bytes) -> None:
         assert self._current is not None
         self._current.headers[name.lower()] = value
+        self._head_size += len(name) + len(value) + 4  # with ": " and CRLF
+        if self._head_size > MAX_HEAD:
+            raise _HeadTooLarge()
 
     def on_message_begin(self) -> None:
+        self._head_open, self._head_size, self._head_reads = True, 0, 0
+        self._messages += 1
         self._url = b""
         self._body = []
         self._size = 0
@@ -207,6 +246,10 @@ class Connection(asyncio.Protocol):
         self._current.path = parsed.path
         self._current.query = parsed.query
         self._current.keep_alive = self._parser.should_keep_alive()
+        self._head_open = False
+        length = self._current.headers.get(b"content-length")
+        if length is not None and int(length) > MAX_BODY:
+            raise _TooLarge()  # refused now, not after the client sent 64 MiB of it
 
     def on_body(self, body: bytes) -> None:
         self._size += len(body)
@@ -256,6 +299,18 @@ class Connection(asyncio.Protocol):
             self._close()
         elif self._pending:
             self._run(self._pending.popleft())
+        elif self._failed is not None:
+            self._reply_and_close(*self._failed)
+
+    def _fail(self, status: int, message: bytes) -> None:
+        """Answer a broken stream with `status` and close, after the requests parsed before
+        it (responses go out in the order of requests); nothing more is read meanwhile."""
+        if self._task is None:
+            self._reply_and_close(status, message)
+            return
+        self._failed = (status, message)
+        if self._transport is not None:
+            self._transport.pause_reading()
 
     def _reply_and_close(self, status: int, message: bytes) -> None:
         if self._transport is not None:
@@ -272,6 +327,10 @@ class Connection(asyncio.Protocol):
 
 
 class _TooLarge(Exception):
+    pass
+
+
+class _HeadTooLarge(Exception):
     pass
 
 
