@@ -341,6 +341,12 @@ class Client:
         info = registry.lookup(kind)
         return self._request("GET", self._path(info, self._ns(info, namespace), name))
 
+    def reveal(self, name: str, *, namespace: str | None = None) -> Object:
+        """A Secret's values that this identity may receive (a gateway: the keys its
+        Endpoints reference), as ``{"data": {key: value}, "metadata": ...}``."""
+        info = registry.lookup("Secret")
+        return self._request("GET", self._path(info, self._ns(info, namespace), name) + "/reveal")
+
     def list(
         self,
         kind: str,

@@ -123,7 +123,7 @@ def gateway(
         work,
         config=_config(stubs),
         env={"EXT_KEY": SECRET},
-        extra=["--access-log", str(work / "access.log")],
+        extra=["--access-log", str(work / "access.log"), "--allow-secret-env", "EXT_KEY"],
     )
     gw.start()
     yield gw

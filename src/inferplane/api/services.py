@@ -12,6 +12,7 @@ from typing import Annotated, ClassVar, Literal
 from pydantic import AfterValidator, Field, model_validator
 
 from inferplane.api import errors, meta, values
+from inferplane.api.secrets import SecretKey
 
 RoutingStrategy = Literal["round-robin", "least-request", "power-of-two", "session", "prefix-aware"]
 
@@ -208,17 +209,27 @@ class Service(meta.Resource[ServiceSpec, ServiceStatus]):
 
 
 class SecretRef(meta.Model):
-    """Where the gateway reads a secret; the secret itself is never stored in an object."""
+    """Where the gateway finds a secret: a key of a Secret in the Endpoint's own namespace, or
+    (only where the operator allowlisted it on the control plane and the gateway) an
+    environment variable or file of the gateway."""
 
+    name: meta.DnsLabel | None = None
+    """A Secret in the Endpoint's namespace (give `key` with it)."""
+    key: SecretKey | None = None
+    """The key within that Secret."""
     env: values.EnvName | None = None
-    """Name of an environment variable of the gateway process."""
+    """An environment variable of the gateway process; refused unless allowlisted with
+    `--allow-secret-env` on the control plane and the gateway."""
     file: str | None = None
-    """Path of a file on the gateway's host (give env or file, not both)."""
+    """A file on the gateway's host; refused unless allowlisted with `--allow-secret-file`."""
 
     @model_validator(mode="after")
     def _one_source(self) -> SecretRef:
-        if (self.env is None) == (self.file is None):
-            raise errors.field_error("env", message="give exactly one of env or file")
+        given = [s for s in (self.name, self.env, self.file) if s is not None]
+        if len(given) != 1:
+            raise errors.field_error("name", message="give exactly one of name, env or file")
+        if (self.name is None) != (self.key is None):
+            raise errors.field_error("key", message="name and key go together")
         return self
 
 

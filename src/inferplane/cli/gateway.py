@@ -64,6 +64,22 @@ def gateway(
             show_default=False,
         ),
     ] = None,
+    allow_secret_env: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="An environment variable an Endpoint's apiKeySecretRef may name (repeat; the "
+            "control plane needs the same flag). Default: none, only Secrets.",
+            show_default=False,
+        ),
+    ] = None,
+    allow_secret_file: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="A file an Endpoint's apiKeySecretRef may name (repeat; the control plane needs "
+            "the same flag). Default: none, only Secrets.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Serve the OpenAI API (chat, completions, embeddings, models) and KServe V2 in front of
     every Service of the fleet: API keys, rate limits and budgets, weighted splits, cache-
@@ -110,6 +126,8 @@ def gateway(
         server_tls=server_tls,
         control_tls=control_tls,
         upstream_ca=upstream_ca,
+        allow_secret_env=frozenset(allow_secret_env or ()),
+        allow_secret_file=frozenset(allow_secret_file or ()),
     )
     process.run(settings)
 

@@ -96,6 +96,30 @@ def control(
         bool,
         typer.Option(help="Refuse clients that present no certificate (needs --client-ca)."),
     ] = False,
+    secret_key_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="Keys that seal Secret values (AES-256-GCM), made 0600 at first start; keep it "
+            "out of the store's backups. Default: DATA_DIR/secret-keys.",
+            show_default=False,
+        ),
+    ] = None,
+    allow_secret_env: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="An environment variable of the gateway that an Endpoint's apiKeySecretRef may "
+            "name (repeat; the gateway needs the same flag). Default: none.",
+            show_default=False,
+        ),
+    ] = None,
+    allow_secret_file: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="A file on the gateway's host that an Endpoint's apiKeySecretRef may name "
+            "(repeat; the gateway needs the same flag). Default: none.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Run the control plane: resource API, admission, auth, controllers.
 
@@ -134,8 +158,36 @@ def control(
         audit_level=str(audit_level),
         audit_policy=audit_policy,
         audit_retention_seconds=audit_retention.total_seconds(),
+        secret_key_file=secret_key_file,
+        allow_secret_env=tuple(allow_secret_env or ()),
+        allow_secret_file=tuple(allow_secret_file or ()),
     )
     serve(settings)
+
+
+def rotate_secret_key(
+    data_dir: DataDir = default_data_dir(),
+    secret_key_file: Annotated[
+        Path | None,
+        typer.Option(help="The key file; default DATA_DIR/secret-keys.", show_default=False),
+    ] = None,
+) -> None:
+    """Put a new key first in the Secret key file; the old keys stay to open what they sealed.
+
+    Restart the control plane afterwards: at start it seals every Secret again with the new
+    key. Then the old key's line can be deleted from the file (docs/security.md).
+
+    Example:
+
+    inferplane rotate-secret-key --data-dir ./state
+    """
+    from inferplane.control import secretbox
+
+    path = (secret_key_file or data_dir.expanduser() / "secret-keys").expanduser()
+    if not path.exists():
+        raise typer.BadParameter(f"{path} does not exist", param_hint="--secret-key-file")
+    key_id = secretbox.rotate(path)
+    typer.echo(f"new sealing key {key_id} first in {path}; restart the control plane to reseal")
 
 
 def up(
@@ -449,4 +501,5 @@ def _port_free(port: int) -> bool:
 
 def register(app: typer.Typer) -> None:
     app.command(rich_help_panel="Run")(control)
+    app.command(rich_help_panel="Run")(rotate_secret_key)
     app.command(rich_help_panel="Run")(up)

@@ -9,6 +9,7 @@ from typing import Any, ParamSpec, TypeVar
 
 from inferplane.control import auth, errors
 from inferplane.control.metrics import Metrics
+from inferplane.control.secretbox import SecretBox
 from inferplane.control.settings import ControlSettings
 from inferplane.store import base as store_base
 from inferplane.store.watch import WatchHub
@@ -24,6 +25,7 @@ class ControlPlane:
     hub: WatchHub
     authn: auth.Authenticator
     metrics: Metrics
+    secretbox: SecretBox
     ready: bool = False
 
     async def read(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:

@@ -16,6 +16,7 @@ from inferplane.api import deployments, registry
 from inferplane.api.meta import API_VERSION
 from inferplane.api.registry import KindInfo
 from inferplane.control import admission, auth, authguard, errors, paging, requests, watches
+from inferplane.control import secrets as control_secrets
 from inferplane.control.plane import ControlPlane
 from inferplane.store import base as store_base
 
@@ -84,7 +85,7 @@ async def list_objects(request: Request, plural: str) -> Response:
             "apiVersion": API_VERSION,
             "kind": f"{info.kind}List",
             "metadata": listed.metadata(),
-            "items": listed.items,
+            "items": [shown(info, obj) for obj in listed.items],
         }
     )
 
@@ -100,7 +101,12 @@ def _list_scope(request: Request, info: KindInfo) -> str | None:
 async def get_object(request: Request, plural: str, name: str) -> Any:
     namespace = namespace_of(request)
     info = access(request, "get", plural, namespace)
-    return await _live(plane_of(request), info, namespace, name)
+    return shown(info, await _live(plane_of(request), info, namespace, name))
+
+
+def shown(info: KindInfo, obj: dict[str, Any]) -> dict[str, Any]:
+    """An object as every response shows it: a Secret without its values."""
+    return control_secrets.present(obj) if info.kind == "Secret" else obj
 
 
 async def _live(
@@ -117,14 +123,32 @@ async def create_object(request: Request, plural: str) -> Response:
     info = access(request, "create", plural, namespace)
     plane = plane_of(request)
     body = await requests.read_json(request, limit=plane.settings.max_body_bytes)
+    _refuse_client_fields(info, body)
     obj, shown_once = admission.prepare_create(info, namespace, body)
+    obj = _sealed(plane, info, obj, {})
     name = obj["metadata"]["name"]
     dry_run = requests.is_dry_run(request)
     stored = await plane.write(
         plane.store.create, obj, dry_run=dry_run, plural=info.plural, name=name
     )
     stored.setdefault("status", {}).update(shown_once)
-    return JSONResponse(stored, status_code=201)
+    return JSONResponse(shown(info, stored), status_code=201)
+
+
+def _refuse_client_fields(info: KindInfo, body: Any) -> None:
+    if info.kind == "Secret":
+        control_secrets.refuse_client_fields(body)
+
+
+def _sealed(
+    plane: ControlPlane, info: KindInfo, obj: dict[str, Any], kept: dict[str, str]
+) -> dict[str, Any]:
+    """The object as the store may keep it: Secret values sealed, secret references checked."""
+    if info.kind == "Secret":
+        return control_secrets.seal(plane.secretbox, obj, kept)
+    if info.kind == "Endpoint":
+        control_secrets.check_reference(obj, plane.settings)
+    return obj
 
 
 async def replace_object(request: Request, plural: str, name: str) -> Any:
@@ -132,10 +156,13 @@ async def replace_object(request: Request, plural: str, name: str) -> Any:
     info = access(request, "update", plural, namespace)
     plane = plane_of(request)
     body = await requests.read_json(request, limit=plane.settings.max_body_bytes)
+    _refuse_client_fields(info, body)
     live = await _live(plane, info, namespace, name)
     obj = admission.prepare_replace(info, namespace, name, body, live)
+    obj = _sealed(plane, info, obj, control_secrets.kept_on_replace(live, body))
     dry_run = requests.is_dry_run(request)
-    return await plane.write(plane.store.update, obj, dry_run=dry_run, plural=plural, name=name)
+    stored = await plane.write(plane.store.update, obj, dry_run=dry_run, plural=plural, name=name)
+    return shown(info, stored)
 
 
 async def patch_object(request: Request, plural: str, name: str) -> Any:
@@ -154,13 +181,15 @@ async def _patch(
     if not isinstance(patch, dict):
         raise errors.bad_request("a merge patch must be a JSON object")
     prepare = admission.prepare_status if subresource == "status" else admission.prepare_replace
+    _refuse_client_fields(info, patch)
 
     def build(live: dict[str, Any]) -> dict[str, Any]:
         merged = admission.merge_patch(live, patch)
-        return prepare(info, namespace, name, merged, live)
+        obj = prepare(info, namespace, name, merged, live)
+        return _sealed(plane, info, obj, control_secrets.kept_on_patch(live, patch))
 
     pinned = bool(_sent_version(patch))
-    return await _update(request, info, namespace, name, build, pinned=pinned)
+    return shown(info, await _update(request, info, namespace, name, build, pinned=pinned))
 
 
 async def _update(
@@ -195,7 +224,7 @@ async def delete_object(request: Request, plural: str, name: str) -> Any:
     namespace = namespace_of(request)
     info = access(request, "delete", plural, namespace)
     plane = plane_of(request)
-    return await plane.write(
+    deleted = await plane.write(
         plane.store.delete,
         info.kind,
         namespace or "",
@@ -204,15 +233,24 @@ async def delete_object(request: Request, plural: str, name: str) -> Any:
         plural=plural,
         name=name,
     )
+    return shown(info, deleted)
 
 
 async def get_status(request: Request, plural: str, name: str) -> Any:
     return await get_object(request, plural, name)
 
 
+def _check_status_writable(info: KindInfo) -> None:
+    if info.kind == "Secret":
+        raise errors.ApiProblem(
+            405, "MethodNotAllowed", "a Secret's status is written by the control plane only"
+        )
+
+
 async def replace_status(request: Request, plural: str, name: str) -> Any:
     namespace = namespace_of(request)
     info = access(request, "update", plural, namespace)
+    _check_status_writable(info)
     plane = plane_of(request)
     body = await requests.read_json(request, limit=plane.settings.max_body_bytes)
     live = await _live(plane, info, namespace, name)
@@ -224,6 +262,7 @@ async def replace_status(request: Request, plural: str, name: str) -> Any:
 async def patch_status(request: Request, plural: str, name: str) -> Any:
     namespace = namespace_of(request)
     info = access(request, "patch", plural, namespace)
+    _check_status_writable(info)
     return await _patch(request, info, namespace, name, subresource="status")
 
 

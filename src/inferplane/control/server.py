@@ -30,8 +30,11 @@ from inferplane.control import (
     leader,
     logrelay,
     resources,
+    reveal,
+    secretbox,
 )
 from inferplane.control import controllers as controllers_
+from inferplane.control import secrets as control_secrets
 from inferplane.control.metrics import Metrics
 from inferplane.control.middleware import Contain, Observe
 from inferplane.control.plane import ControlPlane
@@ -84,6 +87,7 @@ def create_app(settings: ControlSettings) -> FastAPI:
     app.state.auth_guard = authguard.Guard()
     app.include_router(logrelay.router())
     app.include_router(auditlog.router())  # before the resource routes, which take any plural
+    app.include_router(reveal.router())
     app.include_router(resources.router())
     _add_probes(app, metrics)
     _add_error_handlers(app)
@@ -104,7 +108,25 @@ async def _start(settings: ControlSettings, metrics: Metrics) -> ControlPlane:
     authn = auth.Authenticator()
     keys, _ = await asyncio.to_thread(store.list, "ApiKey", None)
     authn.load(keys)
-    return ControlPlane(settings=settings, store=store, hub=hub, authn=authn, metrics=metrics)
+    box = await asyncio.to_thread(_secretbox, settings, store)
+    return ControlPlane(
+        settings=settings, store=store, hub=hub, authn=authn, metrics=metrics, secretbox=box
+    )
+
+
+def _secretbox(settings: ControlSettings, store: store_base.Store) -> secretbox.SecretBox:
+    """The sealing keys; every Secret still sealed with an older key is sealed again, so that
+    after a rotation the old key can be dropped once the control plane has started."""
+    box = secretbox.load(settings.secret_keys_path)
+    items, _ = store.list("Secret", None)
+    resealed = 0
+    for obj in items:
+        if control_secrets.needs_reseal(box, obj):
+            store.update(control_secrets.reseal(box, obj))
+            resealed += 1
+    if resealed:
+        logs.event(log, "secrets resealed", count=resealed, key=box.primary)
+    return box
 
 
 def _background(plane: ControlPlane) -> list[asyncio.Task[None]]:

@@ -42,8 +42,18 @@ class ControlSettings:
     """A YAML file of rules `{level, kinds, verbs}` that override audit_level, first match."""
     audit_retention_seconds: float = 7 * 86400.0
     """Audit records older than this are deleted."""
+    secret_key_file: Path | None = None
+    """The keys Secrets are sealed with (made 0600 at first start); default data_dir/secret-keys."""
+    allow_secret_env: tuple[str, ...] = ()
+    """Environment variables of the gateway that an Endpoint's apiKeySecretRef may name."""
+    allow_secret_file: tuple[str, ...] = ()
+    """Files on the gateway's host that an Endpoint's apiKeySecretRef may name."""
     tls: tls.ServerTLS | None = None
     """Serve HTTPS with this certificate (and verify client certificates); None: plain HTTP."""
+
+    @property
+    def secret_keys_path(self) -> Path:
+        return self.secret_key_file or self.data_dir / "secret-keys"
 
     @property
     def admin_token_path(self) -> Path:

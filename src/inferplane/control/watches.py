@@ -15,7 +15,7 @@ from fastapi.responses import StreamingResponse
 
 from inferplane.api.meta import API_VERSION
 from inferplane.api.registry import KindInfo
-from inferplane.control import errors, requests
+from inferplane.control import errors, requests, secrets
 from inferplane.store import base as store_base
 
 if TYPE_CHECKING:
@@ -172,6 +172,8 @@ def _encoded(event: store_base.WatchEvent, seen_as: str) -> bytes:
 
 
 def _line(kind: str, obj: dict[str, Any]) -> bytes:
+    if obj.get("kind") == "Secret":
+        obj = secrets.present(obj)  # a watcher sees what a get shows: no values
     return orjson.dumps({"type": kind, "object": obj}) + b"\n"
 
 

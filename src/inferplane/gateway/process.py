@@ -62,6 +62,10 @@ class GatewaySettings:
     """How the control plane's certificate is verified, and the client certificate shown to it."""
     upstream_ca: Path | None = None
     """CA certificates trusted for https:// upstreams besides the system's."""
+    allow_secret_env: frozenset[str] = frozenset()
+    """Environment variables an Endpoint's apiKeySecretRef may name; none by default."""
+    allow_secret_file: frozenset[str] = frozenset()
+    """Files an Endpoint's apiKeySecretRef may name; none by default."""
 
 
 def run(settings: GatewaySettings) -> None:
@@ -89,6 +93,8 @@ async def _main(settings: GatewaySettings) -> None:
     if settings.upstream_ca is not None:
         app.upstreams.pool.trust(settings.upstream_ca)
     sync = TableSync(loop, app.set_table, settings.state_dir)
+    sync.objects.allow_env = settings.allow_secret_env
+    sync.objects.allow_file = settings.allow_secret_file
     tasks: list[asyncio.Task[None]] = []
     usage_path = settings.state_dir / USAGE_FILE if settings.state_dir else None
     _restore_usage(app, usage_path)

@@ -23,7 +23,7 @@ import orjson
 from inferplane import client as api_client
 from inferplane import informer, logs
 from inferplane.backoff import Backoff
-from inferplane.gateway.table import KINDS, Object, Objects, Table, build
+from inferplane.gateway.table import KINDS, NsName, Object, Objects, Table, build
 
 log = logging.getLogger("inferplane.gateway.sync")
 
@@ -49,6 +49,8 @@ class TableSync:
         self._rebuild_pending = False
         self._save_pending = False
         self._stop = threading.Event()
+        self._make_client: Callable[[], api_client.Client] | None = None
+        self._fetching = False
         self.last_event = 0.0
         """time.time() of the last event from the control plane."""
 
@@ -78,10 +80,16 @@ class TableSync:
         for kind in KINDS:
             items = [o for o in objects if o.get("kind") == kind]
             self.objects.apply(kind, "RESYNC", {"items": items})
+        for (ns, name), secret in self.objects.by_kind["Secret"].items():
+            # A static config has no control plane to reveal values: they are in the file.
+            data = (secret.get("spec") or {}).get("data") or {}
+            version = str(secret["metadata"].get("resourceVersion", ""))
+            self.objects.values[(ns, name)] = (version, {str(k): str(v) for k, v in data.items()})
         self._on_table(build(self.objects))
 
     def follow(self, make_client: Callable[[], api_client.Client]) -> None:
         """Start one watch thread per kind."""
+        self._make_client = make_client
         for kind in KINDS:
             thread = threading.Thread(
                 target=self._watch, args=(kind, make_client), name=f"watch-{kind}", daemon=True
@@ -113,12 +121,51 @@ class TableSync:
         self.last_event = time.time()
         if not self.objects.apply(kind, event_type, obj):
             return
+        if kind in ("Endpoint", "Secret"):
+            self._fetch_secrets()
         if not self._rebuild_pending:
             self._rebuild_pending = True
             self._loop.call_soon(self._rebuild)
         if self._path is not None and not self._save_pending:
             self._save_pending = True
             self._loop.call_later(SAVE_DELAY, self._save)
+
+    def _fetch_secrets(self) -> None:
+        """Read the values of the Secrets that Endpoints reference, off the loop; one fetch at
+        a time, and another pass after it for what changed meanwhile."""
+        wanted = self.objects.wanted_secrets()
+        if self._fetching or not wanted or self._make_client is None:
+            return
+        self._fetching = True
+        make_client = self._make_client
+
+        def fetch() -> dict[NsName, tuple[str, dict[str, str]]]:
+            got: dict[NsName, tuple[str, dict[str, str]]] = {}
+            with make_client() as client:
+                for (ns, name), version in wanted.items():
+                    try:
+                        body = client.reveal(name, namespace=ns)
+                    except api_client.ClientError as error:
+                        logs.event(
+                            log,
+                            "secret not received",
+                            level=logging.WARNING,
+                            secret=f"{ns}/{name}",
+                            error=str(error),
+                        )
+                        continue
+                    got[(ns, name)] = (version, dict(body.get("data") or {}))
+            return got
+
+        def done(future: asyncio.Future[dict[NsName, tuple[str, dict[str, str]]]]) -> None:
+            self._fetching = False
+            if not future.cancelled() and future.exception() is None:
+                self.objects.values.update(future.result())
+                self._rebuild()
+            if self.objects.wanted_secrets().keys() - wanted.keys():
+                self._fetch_secrets()
+
+        self._loop.run_in_executor(None, fetch).add_done_callback(done)
 
     def _rebuild(self) -> None:
         self._rebuild_pending = False

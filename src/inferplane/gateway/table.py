@@ -24,8 +24,8 @@ from inferplane.policy import quotas
 
 log = logging.getLogger("inferplane.gateway.table")
 
-KINDS = ("Service", "Endpoint", "ApiKey", "Quota")
-"""What the gateway follows."""
+KINDS = ("Service", "Endpoint", "ApiKey", "Quota", "Secret")
+"""What the gateway follows (Secrets without their values: those come from `reveal`)."""
 
 Object = dict[str, Any]
 M = TypeVar("M", bound=pydantic.BaseModel)
@@ -102,6 +102,28 @@ class Objects:
         self.by_kind: dict[str, dict[NsName, Object]] = {kind: {} for kind in KINDS}
         self.synced: set[str] = set()
         """Kinds whose current list arrived from the control plane in this process's life."""
+        self.values: dict[NsName, tuple[str, dict[str, str]]] = {}
+        """Revealed Secret values by Secret, with the resourceVersion they were read at; kept
+        in memory only, never in the saved table."""
+        self.allow_env: frozenset[str] = frozenset()
+        """Environment variables an Endpoint may name (the operator's `--allow-secret-env`)."""
+        self.allow_file: frozenset[str] = frozenset()
+        """Files an Endpoint may name (`--allow-secret-file`)."""
+
+    def wanted_secrets(self) -> dict[NsName, str]:
+        """Secrets that Endpoints reference and whose values are not read at their current
+        version: (namespace, name) → resourceVersion."""
+        stale = {}
+        for (ns, _), obj in self.by_kind["Endpoint"].items():
+            ref = (obj.get("spec") or {}).get("apiKeySecretRef") or {}
+            secret = self.by_kind["Secret"].get((ns, ref.get("name") or ""))
+            if secret is None:
+                continue
+            version = str(secret["metadata"].get("resourceVersion", ""))
+            held = self.values.get((ns, ref["name"]))
+            if held is None or held[0] != version:
+                stale[(ns, ref["name"])] = version
+        return stale
 
     def apply(self, kind: str, event_type: str, obj: Object) -> bool:
         """Apply one watch event; True when something changed."""
@@ -147,7 +169,7 @@ def build(objects: Objects) -> Table:
             table.services_by_name[(entry.namespace, entry.name)] = entry
     grouped: dict[NsName, list[EndpointEntry]] = {}
     for obj in objects.by_kind["Endpoint"].values():
-        if (endpoint := _endpoint(obj)) is not None:
+        if (endpoint := _endpoint(obj, objects)) is not None:
             table.endpoints_by_name[(endpoint.namespace, endpoint.name)] = endpoint
             if endpoint.deployment is not None and not endpoint.external:
                 grouped.setdefault((endpoint.namespace, endpoint.deployment), []).append(endpoint)
@@ -198,7 +220,7 @@ def _parse(model: type[M], obj: Object) -> M | None:
         return None
 
 
-def _endpoint(obj: Object) -> EndpointEntry | None:
+def _endpoint(obj: Object, objects: Objects) -> EndpointEntry | None:
     endpoint = _parse(services.Endpoint, obj)
     if endpoint is None:
         return None
@@ -206,7 +228,7 @@ def _endpoint(obj: Object) -> EndpointEntry | None:
     ns, name = endpoint.metadata.namespace or "default", endpoint.metadata.name
     auth = None
     if spec.apiKeySecretRef is not None:
-        secret = read_secret(spec.apiKeySecretRef)
+        secret = read_secret(spec.apiKeySecretRef, ns, objects)
         if secret is None:
             logs.event(
                 log,
@@ -230,11 +252,15 @@ def _endpoint(obj: Object) -> EndpointEntry | None:
     )
 
 
-def read_secret(ref: services.SecretRef) -> str | None:
-    """The secret a reference points at, or None when it is not there."""
+def read_secret(ref: services.SecretRef, namespace: str, objects: Objects) -> str | None:
+    """The secret a reference points at, or None when it is not there (or not allowed)."""
+    if ref.name is not None:
+        held = objects.values.get((namespace, ref.name))
+        return held[1].get(ref.key or "") or None if held else None
     if ref.env is not None:
-        return os.environ.get(ref.env) or None
-    assert ref.file is not None
+        return os.environ.get(ref.env) or None if ref.env in objects.allow_env else None
+    if ref.file is None or ref.file not in objects.allow_file:
+        return None
     try:
         return Path(ref.file).read_text().strip() or None
     except OSError:
@@ -242,6 +268,8 @@ def read_secret(ref: services.SecretRef) -> str | None:
 
 
 def _describe(ref: services.SecretRef) -> str:
+    if ref.name is not None:
+        return f"secret {ref.name} key {ref.key}"
     return f"env {ref.env}" if ref.env else f"file {ref.file}"
 
 

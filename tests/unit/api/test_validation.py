@@ -158,7 +158,7 @@ def test_enum_value_has_not_supported_reason() -> None:
         (
             "Endpoint",
             {"external": True, "replica": None, "apiKeySecretRef": {}},
-            "spec.apiKeySecretRef.env",
+            "spec.apiKeySecretRef.name",
         ),
         ("ApiKey", {"tokenHash": "abc"}, "spec.tokenHash"),
         ("ApiKey", {"role": "root"}, "spec.role"),

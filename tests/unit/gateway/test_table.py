@@ -117,17 +117,63 @@ def external(**ref: str) -> dict[str, object]:
     return endpoint("ext", external=True, url="https://api.example.com", apiKeySecretRef=ref)
 
 
-def test_secret_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+def allowing(*items: dict[str, object], env: str = "", file: str = "") -> table.Table:
+    objects = objects_of(*items)
+    objects.allow_env = frozenset({env} - {""})
+    objects.allow_file = frozenset({file} - {""})
+    return table.build(objects)
+
+
+def test_secret_from_an_allowlisted_environment_variable(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("EXT_KEY", "sk-upstream")
-    entry = table_of(external(env="EXT_KEY")).endpoints_by_name[("default", "ext")]
+    entry = allowing(external(env="EXT_KEY"), env="EXT_KEY").endpoints_by_name[("default", "ext")]
     assert entry.auth == b"Bearer sk-upstream"
 
 
-def test_secret_from_a_file_is_stripped(tmp_path: Path) -> None:
+def test_secret_from_an_allowlisted_file_is_stripped(tmp_path: Path) -> None:
     secret = tmp_path / "key"
     secret.write_text("sk-file\n")
-    entry = table_of(external(file=str(secret))).endpoints_by_name[("default", "ext")]
-    assert entry.auth == b"Bearer sk-file"
+    t = allowing(external(file=str(secret)), file=str(secret))
+    assert t.endpoints_by_name[("default", "ext")].auth == b"Bearer sk-file"
+
+
+def test_an_environment_variable_or_file_not_allowlisted_is_never_read(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The escalation of issue 11: a tenant names the gateway's own admin token."""
+    monkeypatch.setenv("INFERPLANE_TOKEN", "ipk_admin")
+    token = tmp_path / "admin-token"
+    token.write_text("ipk_admin")
+    for ref in ({"env": "INFERPLANE_TOKEN"}, {"file": str(token)}):
+        t = allowing(external(**ref), env="OTHER", file=str(tmp_path / "other"))
+        assert ("default", "ext") not in t.endpoints_by_name, ref
+
+
+def secret(name: str, version: str = "1") -> dict[str, object]:
+    return {
+        "kind": "Secret",
+        "metadata": {"name": name, "namespace": "default", "resourceVersion": version},
+        "spec": {},
+        "status": {"keys": {"token": 9}},
+    }
+
+
+def test_a_secret_reference_uses_the_revealed_value_of_its_own_namespace() -> None:
+    objects = objects_of(external(name="upstream", key="token"), secret("upstream"))
+    assert objects.wanted_secrets() == {("default", "upstream"): "1"}
+    objects.values[("default", "upstream")] = ("1", {"token": "sk-secret"})
+    assert objects.wanted_secrets() == {}
+    entry = table.build(objects).endpoints_by_name[("default", "ext")]
+    assert entry.auth == b"Bearer sk-secret"
+    objects.values[("other", "upstream")] = ("1", {"token": "sk-other"})
+    objects.values.pop(("default", "upstream"))
+    assert ("default", "ext") not in table.build(objects).endpoints_by_name
+
+
+def test_a_changed_secret_is_wanted_again() -> None:
+    objects = objects_of(external(name="upstream", key="token"), secret("upstream", "7"))
+    objects.values[("default", "upstream")] = ("6", {"token": "old"})
+    assert objects.wanted_secrets() == {("default", "upstream"): "7"}
 
 
 def test_an_endpoint_whose_secret_is_missing_is_skipped(
@@ -142,8 +188,12 @@ def test_an_endpoint_whose_secret_is_missing_is_skipped(
         {"env": "EMPTY_KEY"},
         {"file": str(tmp_path / "none")},
         {"file": str(empty)},
+        {"name": "absent", "key": "token"},
     ):
-        t = table_of(external(**ref), endpoint("other", "d"))
+        objects = objects_of(external(**ref), endpoint("other", "d"))
+        objects.allow_env = frozenset({"NO_SUCH_KEY", "EMPTY_KEY"})
+        objects.allow_file = frozenset({str(tmp_path / "none"), str(empty)})
+        t = table.build(objects)
         assert ("default", "ext") not in t.endpoints_by_name, ref
         assert ("default", "other") in t.endpoints_by_name
 
