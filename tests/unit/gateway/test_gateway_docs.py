@@ -15,8 +15,12 @@ PAGE = pathlib.Path(__file__).parents[3] / "docs" / "gateway.md"
 
 def test_every_yaml_example_is_a_valid_object() -> None:
     blocks = re.findall(r"```yaml\n(.*?)```", PAGE.read_text(), re.S)
-    kinds = [validation.parse_object(yaml.safe_load(block)).kind for block in blocks]
-    assert kinds == ["Service", "Endpoint", "Service"]
+    kinds = [
+        validation.parse_object(document).kind
+        for block in blocks
+        for document in yaml.safe_load_all(block)
+    ]
+    assert kinds == ["Service", "Secret", "Endpoint", "Service"]
 
 
 def test_the_metrics_it_names_are_the_gateways() -> None:
