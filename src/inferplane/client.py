@@ -398,6 +398,11 @@ class Client:
 
     # -- writes --------------------------------------------------------------------------------
 
+    def join(self, cluster: str) -> Object:
+        """Exchange this client's join token for an agent key of `cluster`: the answer's
+        ``token`` is shown once (docs/security.md, identities)."""
+        return self._request("POST", f"{API_PREFIX}/join", json={"cluster": cluster})
+
     def create(self, obj: Object, *, dry_run: bool = False) -> Object:
         info, namespace, _ = self._address(obj)
         body = _with_namespace(obj, namespace)

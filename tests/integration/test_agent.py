@@ -75,8 +75,19 @@ def make_agent(control: ControlProcess, tmp_path: Path) -> Iterator[Any]:
     agents: list[AgentProcess] = []
 
     def make() -> AgentProcess:
+        # The agent runs as its cluster's own identity, obtained with a join key: every test
+        # here is also a test that the agent needs nothing more.
+        join = manifests.apikey(f"join-{len(agents)}", "inferplane-system", "join")
+        join["spec"]["cluster"] = CLUSTER
+        with api_client.Client(control.url, control.admin_token) as admin:
+            token = admin.create(join)["status"]["token"]
         agent = AgentProcess(
-            control.url, control.admin_token, CLUSTER, tmp_path / "agent", pool_file
+            control.url,
+            "",
+            CLUSTER,
+            tmp_path / "agent",
+            pool_file,
+            extra_args=["--join-token", token],
         )
         agents.append(agent)
         return agent

@@ -49,7 +49,7 @@ class AgentSettings:
     control: str
     """URL of the control plane."""
     token: str | None
-    """Bearer token of a fleet admin key: the agent writes its Cluster and Pools."""
+    """Bearer token of its agent key (docs/security.md) or of a fleet admin."""
     cluster: str
     labels: dict[str, str] = field(default_factory=dict)
     data_dir: Path = Path(".")

@@ -14,7 +14,9 @@ from pydantic import AfterValidator, Field, model_validator
 
 from inferplane.api import errors, meta
 
-Role = Literal["admin", "deployer", "viewer"]
+Role = Literal["admin", "deployer", "viewer", "agent", "gateway", "join"]
+SYSTEM_ROLES: frozenset[str] = frozenset({"agent", "gateway", "join"})
+"""Roles of the fleet's own components, valid only for keys in inferplane-system."""
 BudgetPeriod = Literal["day", "month", "total"]
 
 _SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
@@ -56,8 +58,14 @@ class ApiKeySpec(meta.Model):
     """The key's role and limits, and the hash the server checks bearer tokens against."""
 
     role: Role = "viewer"
-    """What the key may do in its namespace: viewer (read), deployer (also write every namespaced
-    kind but ApiKey) or admin (everything, ApiKeys included)."""
+    """What the key may do in its namespace: viewer (read), deployer (also write the namespace's
+    own kinds: Models, Deployments, Services, external Endpoints, Secrets; delete Replicas) or
+    admin (also ApiKeys). Keys in inferplane-system may instead be the fleet's components: agent
+    (one cluster's plane: its Cluster, Pools, Replicas' status), gateway (reads routes and keys,
+    writes usage) or join (only exchanges itself for an agent key at POST /join)."""
+    cluster: meta.DnsLabel | None = None
+    """The cluster an agent key speaks for (required for role agent); on a join key, the only
+    cluster it may join (unset: any cluster that has no agent key yet)."""
     description: str = ""
     """What or who the key is for."""
     tokenHash: Annotated[str, AfterValidator(check_sha256_hex)] | None = None

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from inferplane import clientconfig
+from inferplane import clientconfig, tls
 from inferplane.cli import options
 
 Labels = Annotated[
@@ -29,7 +29,25 @@ def agent(
         typer.Option(help="Name of this workload plane's Cluster; created if it does not exist."),
     ],
     control: options.ControlUrl = clientconfig.DEFAULT_SERVER,
-    token: options.FleetToken = None,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            "--token",
+            envvar="INFERPLANE_TOKEN",
+            help="Token of an agent key of this cluster (or a fleet-admin key). Unneeded once "
+            "the agent has joined: it keeps its own credential in --data-dir.",
+            show_default=False,
+        ),
+    ] = None,
+    join_token: Annotated[
+        str | None,
+        typer.Option(
+            envvar="INFERPLANE_JOIN_TOKEN",
+            help="Token of a join key: exchanged once for an agent key bound to this cluster, "
+            "kept (0600) in --data-dir and reused on restart (docs/security.md).",
+            show_default=False,
+        ),
+    ] = None,
     labels: Labels = "",
     pool_file: Annotated[
         Path | None,
@@ -78,7 +96,7 @@ def agent(
     Examples:
 
     inferplane agent --cluster laptop
-    inferplane agent --control https://cp.example.com --token $TOKEN --cluster eu-1 --labels region=eu-west,tier=prod
+    inferplane agent --control https://cp.example.com --join-token $JOIN --cluster eu-1 --labels region=eu-west,tier=prod
     inferplane agent --cluster h100-a --pool-file pools.yaml --host 10.0.0.5
     inferplane agent --control https://cp.example.com:8470 --ca-bundle pki/ca.crt --client-cert pki/agent-eu-1.crt --client-key pki/agent-eu-1.key --cluster eu-1
     """  # noqa: E501
@@ -87,22 +105,21 @@ def agent(
     from inferplane.agent import discovery
     from inferplane.agent.runtime import process
 
-    token = token or clientconfig.local_admin_token_for(control)
-    if not token:
-        typer.echo("error: give a fleet-admin token with --token or $INFERPLANE_TOKEN", err=True)
-        raise typer.Exit(1)
+    name = _cluster_name(cluster)
+    state_dir = (data_dir or clientconfig.data_dir() / "agents" / cluster).expanduser()
+    client_tls = options.client_tls(ca_bundle, client_cert, client_key)
     settings = agent_mod.AgentSettings(
         control=control,
-        token=token,
-        cluster=_cluster_name(cluster),
+        token=_token(control, name, token, join_token, state_dir, client_tls),
+        cluster=name,
         labels=parse_labels(labels),
-        data_dir=(data_dir or clientconfig.data_dir() / "agents" / cluster).expanduser(),
+        data_dir=state_dir,
         host=host,
         heartbeat_seconds=heartbeat,
         load_seconds=load_interval,
         drain_grace_seconds=drain_grace,
         stop_engines_on_exit=not keep_engines_on_exit,
-        tls=options.client_tls(ca_bundle, client_cert, client_key),
+        tls=client_tls,
     )
     try:
         pools = discovery.plans(pool_file, cluster=settings.cluster)
@@ -117,6 +134,31 @@ def agent(
     stop = threading.Event()
     _stop_on_signals(stop)
     agent_mod.Agent(settings, runtime, pools).run(stop)
+
+
+def _token(
+    control: str,
+    cluster: str,
+    token: str | None,
+    join_token: str | None,
+    data_dir: Path,
+    client_tls: tls.ClientTLS | None,
+) -> str:
+    """The agent's credential: its kept one or a join (when it has joined or is told to
+    join), else --token, else the local admin token of a loopback control plane."""
+    from inferplane.agent import credential
+
+    try:
+        if join_token or credential.kept(data_dir, cluster):
+            return credential.obtain(control, cluster, join_token, data_dir, client_tls)
+    except credential.CredentialError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    found = token or clientconfig.local_admin_token_for(control)
+    if not found:
+        typer.echo("error: give --join-token, or --token (agent or fleet-admin key)", err=True)
+        raise typer.Exit(1)
+    return found
 
 
 def _cluster_name(name: str) -> str:

@@ -37,6 +37,9 @@ class Role(StrEnum):
     viewer = "viewer"
     deployer = "deployer"
     admin = "admin"
+    agent = "agent"
+    gateway = "gateway"
+    join_key = "join"  # not `join`: that name is str.join
 
 
 class Period(StrEnum):
@@ -109,8 +112,20 @@ def create(
     name: Name,
     namespace: options.Namespace = None,
     role: Annotated[
-        Role, typer.Option(help="viewer reads; deployer also writes; admin also manages keys.")
+        Role,
+        typer.Option(
+            help="viewer reads; deployer also writes; admin also manages keys. In "
+            "inferplane-system only: agent (one cluster's plane), gateway, or join (exchanged "
+            "once by a new agent for its agent key)."
+        ),
     ] = Role.viewer,
+    cluster: Annotated[
+        str | None,
+        typer.Option(
+            help="The cluster an agent key speaks for, or the only one a join key may join.",
+            show_default=False,
+        ),
+    ] = None,
     description: Annotated[
         str, typer.Option(help="What or who the key is for.", show_default=False)
     ] = "",
@@ -166,10 +181,14 @@ def create(
     inferplane apikey create ci-bot
     inferplane apikey create chat-app -n team-a --role deployer --rpm 60 --tpm 100000
     inferplane apikey create intern --budget-cost 5 --budget-period month --expires-in 30d
+    inferplane apikey create join-eu-1 -n inferplane-system --role join --cluster eu-1 --expires-in 2h
+    inferplane apikey create gateway-eu -n inferplane-system --role gateway
     TOKEN=$(inferplane apikey create ci -o json | jq -r .status.token)
-    """
+    """  # noqa: E501
     rates = {k: v for k, v in (("requestsPerMinute", rpm), ("tokensPerMinute", tpm)) if v}
     spec: Object = {"role": str(role), "description": description, "rateLimits": rates}
+    if cluster:
+        spec["cluster"] = cluster
     with errors.reported(), session.of(ctx).client() as client:
         spec |= _budget(budget_cost, budget_tokens, budget_period) | _expiry(expires_in)
         metadata = {"name": name, "namespace": namespace or client.namespace}

@@ -289,11 +289,16 @@ def up(
                 _apply_cluster(client, plane, heartbeat_grace, eviction_grace)
             heartbeat = max(0.2, heartbeat_grace / 4) if heartbeat_grace else None
             for plane in LOCAL_PLANES:
-                child = _agent_child(plane, url, token, data_dir, heartbeat, log_level)
+                agent_dir = data_dir / "agents" / plane.cluster
+                join = upgateway.join_key(client, plane.cluster, agent_dir)
+                child = _agent_child(plane, url, token, join, data_dir, heartbeat, log_level)
                 with console.status(f"starting the workload plane {plane.cluster}…"):
                     if not supervisor.start_one(child, timeout=min(ready_timeout, 120.0)):
                         _fail(console, child)
-            gateway_child = upgateway.gateway_child(gateway_port, url, token, data_dir, log_level)
+            gateway_token = upgateway.gateway_key(client, data_dir)
+            gateway_child = upgateway.gateway_child(
+                gateway_port, url, gateway_token, data_dir, log_level
+            )
             with console.status("starting the gateway…"):
                 if not supervisor.start_one(gateway_child, timeout=min(ready_timeout, 60.0)):
                     _fail(console, gateway_child)
@@ -444,10 +449,13 @@ def _agent_child(
     plane: LocalPlane,
     url: str,
     token: str,
+    join_token: str,
     data_dir: Path,
     heartbeat: float | None,
     log_level: str,
 ) -> Any:
+    """The agent of a local plane: it joins with `join_token` and then runs as its own
+    cluster's identity; `token` (the admin's) only watches it come up."""
     from inferplane import client as api_client
     from inferplane.supervisor import Child
 
@@ -470,7 +478,7 @@ def _agent_child(
         f"agent {plane.cluster}",
         args,
         joined,
-        env={"INFERPLANE_TOKEN": token},
+        env={"INFERPLANE_JOIN_TOKEN": join_token},
         log_path=data_dir / "logs" / f"agent-{plane.cluster}.log",
         stop_grace=30.0,
     )

@@ -10,8 +10,8 @@ import copy
 from collections.abc import Callable
 from typing import Any
 
+from inferplane.api import apikeys, meta, validation
 from inferplane.api import errors as api_errors
-from inferplane.api import meta, validation
 from inferplane.api.registry import KindInfo
 from inferplane.control import auth, errors
 from inferplane.policy import devices
@@ -54,7 +54,21 @@ def _device_selectors(obj: meta.Resource[Any, Any]) -> list[errors.Cause]:
     return found
 
 
-CHECKS: dict[str, Check] = {"Deployment": _device_selectors}
+def _apikey_scope(obj: meta.Resource[Any, Any]) -> list[errors.Cause]:
+    """The fleet's component roles live in inferplane-system only, and an agent key names its
+    cluster: a tenant namespace cannot mint an identity that speaks for a plane."""
+    role, cluster = obj.spec.role, obj.spec.cluster
+    if role in apikeys.SYSTEM_ROLES and obj.metadata.namespace != auth.SYSTEM_NAMESPACE:
+        return [errors.Cause("spec.role", f"role {role} is only valid in {auth.SYSTEM_NAMESPACE}")]
+    if role == "agent" and not cluster:
+        return [errors.Cause("spec.cluster", "an agent key must name the cluster it speaks for")]
+    if cluster and role not in ("agent", "join"):
+        why = f"only agent and join keys name a cluster, not {role}"
+        return [errors.Cause("spec.cluster", why)]
+    return []
+
+
+CHECKS: dict[str, Check] = {"Deployment": _device_selectors, "ApiKey": _apikey_scope}
 
 
 def prepare_create(

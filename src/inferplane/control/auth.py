@@ -13,14 +13,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from inferplane.api.registry import KindInfo
+from inferplane.api import apikeys
 from inferplane.control import errors
 
 SYSTEM_NAMESPACE = "inferplane-system"
 TOKEN_PREFIX = "ipk_"
 Verb = Literal["get", "list", "watch", "create", "update", "patch", "delete"]
 READ_VERBS: frozenset[str] = frozenset({"get", "list", "watch"})
-Role = Literal["admin", "deployer", "viewer"]
+Role = apikeys.Role
 
 
 def new_token() -> str:
@@ -40,13 +40,25 @@ class Principal:
     """The namespace its role applies to."""
     role: Role
     expires_at: datetime | None = None
+    cluster: str | None = None
+    """The cluster an agent speaks for (or a join key may join)."""
 
     @property
     def fleet_admin(self) -> bool:
         return self.role == "admin" and self.namespace == SYSTEM_NAMESPACE
 
-    def can_read_namespace(self, namespace: str) -> bool:
-        return self.fleet_admin or namespace == self.namespace
+    @property
+    def agent(self) -> bool:
+        return self.role == "agent" and self.namespace == SYSTEM_NAMESPACE
+
+    @property
+    def gateway(self) -> bool:
+        return self.role == "gateway" and self.namespace == SYSTEM_NAMESPACE
+
+    @property
+    def component(self) -> bool:
+        """An agent, gateway or join key: the fleet's own parts, never a tenant."""
+        return self.role in apikeys.SYSTEM_ROLES
 
     def __str__(self) -> str:
         return f"apikey:{self.namespace}/{self.name}"
@@ -61,7 +73,10 @@ def principal_from(obj: dict[str, Any]) -> tuple[str, Principal] | None:
         return None
     expires = spec.get("expiresAt")
     expires_at = datetime.fromisoformat(expires) if isinstance(expires, str) else None
-    return token_hash, Principal(meta["name"], meta["namespace"], spec["role"], expires_at)
+    principal = Principal(
+        meta["name"], meta["namespace"], spec["role"], expires_at, spec.get("cluster")
+    )
+    return token_hash, principal
 
 
 class Authenticator:
@@ -103,30 +118,3 @@ class Authenticator:
         if principal.expires_at and principal.expires_at <= (now or datetime.now(UTC)):
             raise errors.unauthorized(f"token of {principal} has expired")
         return principal
-
-
-def authorize(principal: Principal, verb: Verb, info: KindInfo, namespace: str | None) -> None:
-    """Raise 403 unless the principal's role allows `verb` on `info` in `namespace`.
-
-    `namespace` is None for fleet-scoped kinds and for lists across every namespace (which
-    the caller filters to the namespaces the principal may read).
-    """
-    if principal.fleet_admin:
-        return
-    reading = verb in READ_VERBS
-    target = f"{info.plural} in namespace {namespace!r}" if namespace else info.plural
-    if not info.namespaced:
-        if reading:
-            return
-        raise errors.forbidden(f"{principal} cannot {verb} {target}: fleet admins only")
-    if namespace is not None and namespace != principal.namespace:
-        raise errors.forbidden(
-            f"{principal} cannot {verb} {target}: its role applies to {principal.namespace!r} only"
-        )
-    if info.kind == "Quota" and not reading:
-        # A namespace's shared limits are the platform team's to set, not the namespace's.
-        raise errors.forbidden(f"{principal} cannot {verb} {target}: fleet admins only")
-    if info.kind == "ApiKey" and principal.role != "admin":
-        raise errors.forbidden(f"{principal} cannot {verb} {target}: needs role admin")
-    if not reading and principal.role == "viewer":
-        raise errors.forbidden(f"{principal} cannot {verb} {target}: role viewer is read-only")

@@ -22,7 +22,6 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
-from inferplane.api import registry
 from inferplane.control import auth, errors, requests, resources
 
 PREFIX = resources.PREFIX
@@ -126,10 +125,12 @@ def relay_of(request: Request) -> LogRelay:
     return relay
 
 
-def _agent_only(request: Request) -> None:
-    """Agents write their cluster's objects, so only a fleet admin may act as one."""
-    principal = resources.principal_of(request)
-    auth.authorize(principal, "update", registry.lookup("Cluster"), None)
+def _agent_of(principal: auth.Principal, cluster: str) -> None:
+    """Only the agent of `cluster` (or a fleet admin) serves that cluster's log sessions: a
+    plane never sees, or answers for, another plane's replicas."""
+    if principal.fleet_admin or (principal.agent and principal.cluster == cluster):
+        return
+    raise errors.forbidden(f"{principal} cannot serve the logs of cluster {cluster!r}")
 
 
 async def read_log(request: Request, namespace: str, name: str) -> Response:
@@ -180,7 +181,7 @@ async def _stream(relay: LogRelay, session: Session) -> AsyncIterator[bytes]:
 
 async def log_requests(request: Request, cluster: str) -> Response:
     """The agent's long poll: the cluster's open sessions, once they differ from `known`."""
-    _agent_only(request)
+    _agent_of(resources.principal_of(request), cluster)
     known = {k for k in request.query_params.get("known", "").split(",") if k}
     asked = requests.int_param(request, "timeoutSeconds")
     timeout = min(asked if asked is not None else POLL_TIMEOUT_S, POLL_TIMEOUT_S)
@@ -190,11 +191,14 @@ async def log_requests(request: Request, cluster: str) -> Response:
 
 async def push_log(request: Request, namespace: str, name: str) -> Response:
     """An agent pushes a chunk of a session's log; 404 once the reader has gone."""
-    _agent_only(request)
+    principal = resources.principal_of(request)
+    if not (principal.fleet_admin or principal.agent):
+        raise errors.forbidden(f"{principal} cannot push logs: agents only")
     relay = relay_of(request)
     session = relay.get(request.query_params.get("session", ""))
     if session is None or (session.namespace, session.name) != (namespace, name):
         raise errors.not_found("no reader is waiting for this log (it has gone)")
+    _agent_of(principal, session.cluster)
     limit = request.app.state.plane.settings.max_body_bytes
     body = await request.body()
     if len(body) > limit:

@@ -15,7 +15,17 @@ from fastapi.responses import JSONResponse, Response
 from inferplane.api import deployments, registry
 from inferplane.api.meta import API_VERSION
 from inferplane.api.registry import KindInfo
-from inferplane.control import admission, auth, authguard, errors, paging, requests, watches
+from inferplane.control import (
+    admission,
+    auth,
+    authguard,
+    errors,
+    paging,
+    requests,
+    scopes,
+    views,
+    watches,
+)
 from inferplane.control import secrets as control_secrets
 from inferplane.control.plane import ControlPlane
 from inferplane.store import base as store_base
@@ -60,12 +70,24 @@ def principal_of(request: Request) -> auth.Principal:
 
 
 def access(
-    request: Request, verb: auth.Verb, plural: str, namespace: str | None, *, listing: bool = False
+    request: Request,
+    verb: auth.Verb,
+    plural: str,
+    namespace: str | None,
+    *,
+    listing: bool = False,
+    subresource: str | None = None,
 ) -> KindInfo:
     principal = principal_of(request)  # 401 before anything about the path is revealed
     info = kind_for(plural, namespace, listing=listing)
-    auth.authorize(principal, verb, info, namespace)
+    scopes.authorize(principal, verb, info, namespace, subresource)
     return info
+
+
+def who(request: Request) -> auth.Principal:
+    """The principal `access` authenticated for this request."""
+    principal: auth.Principal = request.state.principal
+    return principal
 
 
 async def list_objects(request: Request, plural: str) -> Response:
@@ -74,9 +96,10 @@ async def list_objects(request: Request, plural: str) -> Response:
     info = access(request, verb, plural, namespace, listing=True)
     plane = plane_of(request)
     selected = requests.filters(request)
+    scopes.check_list(who(request), info, selected.fields)
     scope = namespace if namespace is not None else _list_scope(request, info)
     if verb == "watch":
-        return await watches.stream(request, plane, info, scope, selected)
+        return await watches.stream(request, plane, info, scope, selected, views.of(who(request)))
     window = requests.page_window(request)
     items, version = await plane.read(plane.store.list, info.kind, scope)
     listed = paging.page([obj for obj in items if selected.matches(obj)], window, version=version)
@@ -85,15 +108,15 @@ async def list_objects(request: Request, plural: str) -> Response:
             "apiVersion": API_VERSION,
             "kind": f"{info.kind}List",
             "metadata": listed.metadata(),
-            "items": [shown(info, obj) for obj in listed.items],
+            "items": [shown(request, obj) for obj in listed.items],
         }
     )
 
 
 def _list_scope(request: Request, info: KindInfo) -> str | None:
     """Across namespaces a non-admin sees only its own namespace."""
-    principal: auth.Principal = request.state.principal
-    if not info.namespaced or principal.fleet_admin:
+    principal = who(request)
+    if not info.namespaced or principal.fleet_admin or principal.agent or principal.gateway:
         return None
     return principal.namespace
 
@@ -101,12 +124,14 @@ def _list_scope(request: Request, info: KindInfo) -> str | None:
 async def get_object(request: Request, plural: str, name: str) -> Any:
     namespace = namespace_of(request)
     info = access(request, "get", plural, namespace)
-    return shown(info, await _live(plane_of(request), info, namespace, name))
+    obj = await _live(plane_of(request), info, namespace, name)
+    scopes.admit(who(request), "get", info, obj, None)
+    return shown(request, obj)
 
 
-def shown(info: KindInfo, obj: dict[str, Any]) -> dict[str, Any]:
-    """An object as every response shows it: a Secret without its values."""
-    return control_secrets.present(obj) if info.kind == "Secret" else obj
+def shown(request: Request, obj: dict[str, Any]) -> dict[str, Any]:
+    """An object as this caller's responses show it (views.View)."""
+    return views.of(who(request)).show(obj)
 
 
 async def _live(
@@ -126,13 +151,32 @@ async def create_object(request: Request, plural: str) -> Response:
     _refuse_client_fields(info, body)
     obj, shown_once = admission.prepare_create(info, namespace, body)
     obj = _sealed(plane, info, obj, {})
+    subject = await _subject(request, info, obj)
+    scopes.admit(who(request), "create", info, None, obj, subject=subject)
     name = obj["metadata"]["name"]
     dry_run = requests.is_dry_run(request)
     stored = await plane.write(
         plane.store.create, obj, dry_run=dry_run, plural=info.plural, name=name
     )
     stored.setdefault("status", {}).update(shown_once)
-    return JSONResponse(shown(info, stored), status_code=201)
+    return JSONResponse(shown(request, stored), status_code=201)
+
+
+async def _subject(request: Request, info: KindInfo, obj: dict[str, Any]) -> dict[str, Any] | None:
+    """What an agent's Event is about, read from the store: an agent may write events only
+    about its own cluster, pools and replicas."""
+    if info.kind != "Event" or not who(request).agent:
+        return None
+    involved = (obj.get("spec") or {}).get("involvedObject") or {}
+    try:
+        subject_info = registry.lookup(str(involved.get("kind")))
+    except registry.UnknownKindError:
+        return None
+    namespace = involved.get("namespace") if subject_info.namespaced else None
+    try:
+        return await _live(plane_of(request), subject_info, namespace, str(involved.get("name")))
+    except errors.ApiProblem:
+        return None
 
 
 def _refuse_client_fields(info: KindInfo, body: Any) -> None:
@@ -160,9 +204,10 @@ async def replace_object(request: Request, plural: str, name: str) -> Any:
     live = await _live(plane, info, namespace, name)
     obj = admission.prepare_replace(info, namespace, name, body, live)
     obj = _sealed(plane, info, obj, control_secrets.kept_on_replace(live, body))
+    scopes.admit(who(request), "update", info, live, obj)
     dry_run = requests.is_dry_run(request)
     stored = await plane.write(plane.store.update, obj, dry_run=dry_run, plural=plural, name=name)
-    return shown(info, stored)
+    return shown(request, stored)
 
 
 async def patch_object(request: Request, plural: str, name: str) -> Any:
@@ -186,10 +231,12 @@ async def _patch(
     def build(live: dict[str, Any]) -> dict[str, Any]:
         merged = admission.merge_patch(live, patch)
         obj = prepare(info, namespace, name, merged, live)
-        return _sealed(plane, info, obj, control_secrets.kept_on_patch(live, patch))
+        obj = _sealed(plane, info, obj, control_secrets.kept_on_patch(live, patch))
+        scopes.admit(who(request), "patch", info, live, obj)
+        return obj
 
     pinned = bool(_sent_version(patch))
-    return shown(info, await _update(request, info, namespace, name, build, pinned=pinned))
+    return shown(request, await _update(request, info, namespace, name, build, pinned=pinned))
 
 
 async def _update(
@@ -224,6 +271,8 @@ async def delete_object(request: Request, plural: str, name: str) -> Any:
     namespace = namespace_of(request)
     info = access(request, "delete", plural, namespace)
     plane = plane_of(request)
+    if not who(request).fleet_admin:
+        scopes.admit(who(request), "delete", info, await _live(plane, info, namespace, name), None)
     deleted = await plane.write(
         plane.store.delete,
         info.kind,
@@ -233,7 +282,7 @@ async def delete_object(request: Request, plural: str, name: str) -> Any:
         plural=plural,
         name=name,
     )
-    return shown(info, deleted)
+    return shown(request, deleted)
 
 
 async def get_status(request: Request, plural: str, name: str) -> Any:
@@ -249,19 +298,21 @@ def _check_status_writable(info: KindInfo) -> None:
 
 async def replace_status(request: Request, plural: str, name: str) -> Any:
     namespace = namespace_of(request)
-    info = access(request, "update", plural, namespace)
+    info = access(request, "update", plural, namespace, subresource="status")
     _check_status_writable(info)
     plane = plane_of(request)
     body = await requests.read_json(request, limit=plane.settings.max_body_bytes)
     live = await _live(plane, info, namespace, name)
     obj = admission.prepare_status(info, namespace, name, body, live)
+    scopes.admit(who(request), "update", info, live, obj)
     dry_run = requests.is_dry_run(request)
-    return await plane.write(plane.store.update, obj, dry_run=dry_run, plural=plural, name=name)
+    stored = await plane.write(plane.store.update, obj, dry_run=dry_run, plural=plural, name=name)
+    return shown(request, stored)
 
 
 async def patch_status(request: Request, plural: str, name: str) -> Any:
     namespace = namespace_of(request)
-    info = access(request, "patch", plural, namespace)
+    info = access(request, "patch", plural, namespace, subresource="status")
     _check_status_writable(info)
     return await _patch(request, info, namespace, name, subresource="status")
 
@@ -273,12 +324,12 @@ async def get_scale(request: Request, plural: str, name: str) -> Any:
 
 
 async def replace_scale(request: Request, plural: str, name: str) -> Any:
-    info = access(request, "update", plural, namespace_of(request))
+    info = access(request, "update", plural, namespace_of(request), subresource="scale")
     return await _write_scale(request, info, name, patching=False)
 
 
 async def patch_scale(request: Request, plural: str, name: str) -> Any:
-    info = access(request, "patch", plural, namespace_of(request))
+    info = access(request, "patch", plural, namespace_of(request), subresource="scale")
     requests.check_patch_type(request)
     return await _write_scale(request, info, name, patching=True)
 

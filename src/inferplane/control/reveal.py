@@ -19,8 +19,7 @@ from inferplane.control import secrets as control_secrets
 
 
 def _may_reveal(principal: auth.Principal) -> bool:
-    # Gateways run as fleet admins until scoped gateway identities exist.
-    return principal.fleet_admin
+    return principal.gateway or principal.fleet_admin
 
 
 async def reveal(request: Request, namespace: str, name: str) -> Response:

@@ -27,6 +27,7 @@ from inferplane.control import (
     authguard,
     bootstrap,
     errors,
+    join,
     leader,
     logrelay,
     resources,
@@ -88,6 +89,7 @@ def create_app(settings: ControlSettings) -> FastAPI:
     app.include_router(logrelay.router())
     app.include_router(auditlog.router())  # before the resource routes, which take any plural
     app.include_router(reveal.router())
+    app.include_router(join.router())
     app.include_router(resources.router())
     _add_probes(app, metrics)
     _add_error_handlers(app)

@@ -15,7 +15,7 @@ from fastapi.responses import StreamingResponse
 
 from inferplane.api.meta import API_VERSION
 from inferplane.api.registry import KindInfo
-from inferplane.control import errors, requests, secrets
+from inferplane.control import errors, requests, views
 from inferplane.store import base as store_base
 
 if TYPE_CHECKING:
@@ -28,6 +28,7 @@ async def stream(
     info: KindInfo,
     namespace: str | None,
     selected: requests.Filters,
+    view: views.View = views.FLEET,
 ) -> StreamingResponse:
     """Open a watch; 410 now (not mid-stream) when the start version was compacted away."""
     asked = requests.int_param(request, "resourceVersion")
@@ -41,7 +42,7 @@ async def stream(
             await plane.read(plane.store.events_since, start, limit=1)
         except store_base.GoneError as exc:
             raise errors.from_store(exc, plural=info.plural, name="") from exc
-    lines = _lines(plane, info, namespace, selected, start, initial, timeout)
+    lines = _lines(plane, info, namespace, selected, start, initial, timeout, view)
     return StreamingResponse(lines, media_type="application/x-ndjson")
 
 
@@ -53,14 +54,15 @@ async def _lines(
     start: int,
     initial: list[dict[str, Any]],
     timeout: int | None,
+    view: views.View,
 ) -> AsyncIterator[bytes]:
     gauge = plane.metrics.watchers.labels(info.plural)
     gauge.inc()
     try:
         for obj in initial:
             if selected.matches(obj):
-                yield _line("ADDED", obj)
-        async for line in _changes(plane, info, namespace, selected, start, timeout):
+                yield _line("ADDED", obj, view)
+        async for line in _changes(plane, info, namespace, selected, start, timeout, view):
             yield line
     finally:
         gauge.dec()
@@ -73,6 +75,7 @@ async def _changes(
     selected: requests.Filters,
     start: int,
     timeout: int | None,
+    view: views.View,
 ) -> AsyncIterator[bytes]:
     """Every change after `start`, plus a BOOKMARK when quiet so clients can resume close by."""
     deadline = time.monotonic() + timeout if timeout else None
@@ -110,7 +113,7 @@ async def _changes(
                 last = item.resource_version
                 seen_as = _seen_as(item, info, namespace, selected)
                 if seen_as is not None:
-                    chunk += _encoded(item, seen_as)
+                    chunk += _encoded(item, seen_as, view)
             if chunk:
                 yield bytes(chunk)
     finally:
@@ -154,27 +157,28 @@ def _seen_as(
     return "DELETED" if before else None
 
 
-# Keyed by version, uid and the type sent: unique within a store, distinct across stores.
-_ENCODED: OrderedDict[tuple[int, str, str], bytes] = OrderedDict()
+# Keyed by version, uid, the type sent and the view: unique within a store, distinct across
+# stores and across what different readers may see.
+_ENCODED: OrderedDict[tuple[int, str, str, str], bytes] = OrderedDict()
 _ENCODED_MAX = 4096
 
 
-def _encoded(event: store_base.WatchEvent, seen_as: str) -> bytes:
-    """An event's line, serialised once however many watchers send it."""
-    key = (event.resource_version, str(event.object["metadata"].get("uid", "")), seen_as)
+def _encoded(event: store_base.WatchEvent, seen_as: str, view: views.View) -> bytes:
+    """An event's line, serialised once however many watchers with this view send it."""
+    uid = str(event.object["metadata"].get("uid", ""))
+    key = (event.resource_version, uid, seen_as, view.key)
     line = _ENCODED.get(key)
     if line is None:
-        line = _line(seen_as, event.object)
+        line = _line(seen_as, event.object, view)
         _ENCODED[key] = line
         if len(_ENCODED) > _ENCODED_MAX:
             _ENCODED.popitem(last=False)
     return line
 
 
-def _line(kind: str, obj: dict[str, Any]) -> bytes:
-    if obj.get("kind") == "Secret":
-        obj = secrets.present(obj)  # a watcher sees what a get shows: no values
-    return orjson.dumps({"type": kind, "object": obj}) + b"\n"
+def _line(kind: str, obj: dict[str, Any], view: views.View) -> bytes:
+    # A watcher sees what a get shows it: no Secret values, no other tenant's replicas.
+    return orjson.dumps({"type": kind, "object": view.show(obj)}) + b"\n"
 
 
 def _bookmark(info: KindInfo, version: int) -> bytes:
@@ -183,8 +187,8 @@ def _bookmark(info: KindInfo, version: int) -> bytes:
         "kind": info.kind,
         "metadata": {"resourceVersion": str(version)},
     }
-    return _line("BOOKMARK", obj)
+    return _line("BOOKMARK", obj, views.FLEET)
 
 
 def _error(problem: errors.ApiProblem) -> bytes:
-    return _line("ERROR", problem.body())
+    return _line("ERROR", problem.body(), views.FLEET)

@@ -175,7 +175,9 @@ def build(objects: Objects) -> Table:
                 grouped.setdefault((endpoint.namespace, endpoint.deployment), []).append(endpoint)
     table.endpoints.update({k: tuple(sorted(v, key=lambda e: e.name)) for k, v in grouped.items()})
     for obj in objects.by_kind["ApiKey"].values():
-        if (key := _parse(apikeys.ApiKey, obj)) is not None and key.spec.tokenHash:
+        key = _parse(apikeys.ApiKey, obj)
+        # The fleet's own identities (agents, gateways, join keys) are not inference clients.
+        if key is not None and key.spec.tokenHash and key.spec.role not in apikeys.SYSTEM_ROLES:
             key_entry = KeyEntry(
                 key.metadata.namespace or "default",
                 key.metadata.name,

@@ -63,6 +63,17 @@ def test_create_sends_the_limits_and_prints_the_token_once(issuing: Cli) -> None
     assert HASH not in result.stdout
 
 
+def test_create_of_a_join_key_bound_to_a_cluster(issuing: Cli) -> None:
+    result = issuing(
+        "apikey", "create", "join-eu", "-n", "inferplane-system", "--role", "join",
+        "--cluster", "eu-1", "--expires-in", "1h",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    sent = json.loads(issuing.api.requests[-1].content)
+    assert (sent["spec"]["role"], sent["spec"]["cluster"]) == ("join", "eu-1")
+    assert sent["metadata"]["namespace"] == "inferplane-system"
+
+
 @pytest.mark.parametrize("fmt", ["json", "yaml"])
 def test_create_for_scripts_prints_the_object_with_its_token(issuing: Cli, fmt: str) -> None:
     result = issuing("apikey", "create", "ci", "-n", "team-a", "-o", fmt)

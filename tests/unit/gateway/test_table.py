@@ -84,6 +84,16 @@ def test_keys_by_hash_with_their_limits_and_expiry() -> None:
     assert free.limits.unlimited() and free.expires_at is None
 
 
+def test_the_fleets_own_identities_are_not_inference_clients() -> None:
+    t = table_of(
+        api_key("agent-a", "sk-agent", namespace="inferplane-system", role="agent", cluster="a"),
+        api_key("gw", "sk-gw", namespace="inferplane-system", role="gateway"),
+        api_key("join", "sk-join", namespace="inferplane-system", role="join"),
+        api_key("user", "sk-user", namespace="team", role="viewer"),
+    )
+    assert set(t.keys) == {token_hash("sk-user")}
+
+
 def test_quotas_are_gathered_per_namespace() -> None:
     t = table_of(
         quota("a", rateLimits={"requestsPerMinute": 10}),
