@@ -9,6 +9,7 @@ upstream gets the client's name unless its Endpoint says otherwise.
 from __future__ import annotations
 
 import logging
+import time
 
 import orjson
 
@@ -19,12 +20,17 @@ from inferplane.gateway.wire.upstream import Exchange, Origin, Pool, UpstreamErr
 log = logging.getLogger("inferplane.gateway.upstreams")
 
 NAME_TIMEOUT = 5.0
+NAME_RETRY_SECONDS = 30.0
+"""After an engine failed to say its model's name, how long requests pass the client's name
+unchanged before it is asked again: not once per request (that doubled the upstream's traffic
+and logged a warning per request)."""
 
 
 class Upstreams:
     def __init__(self, pool: Pool) -> None:
         self.pool = pool
         self._names: dict[tuple[str, str, Origin], str] = {}
+        self._unknown: dict[tuple[str, str, Origin], float] = {}
 
     async def send(
         self,
@@ -71,9 +77,14 @@ class Upstreams:
         key = (endpoint.namespace, endpoint.name, endpoint.origin)
         name = self._names.get(key)
         if name is None:
+            if self._unknown.get(key, 0.0) > time.monotonic():
+                return None
             name = await self._ask(endpoint)
-            if name is not None:
+            if name is None:
+                self._unknown[key] = time.monotonic() + NAME_RETRY_SECONDS
+            else:
                 self._names[key] = name
+                self._unknown.pop(key, None)
         return name
 
     async def _ask(self, endpoint: EndpointEntry) -> str | None:
@@ -103,3 +114,5 @@ class Upstreams:
         """Drop cached names of endpoints that are gone."""
         for key in [k for k in self._names if (k[0], k[1]) not in live]:
             del self._names[key]
+        for key in [k for k in self._unknown if (k[0], k[1]) not in live]:
+            del self._unknown[key]
