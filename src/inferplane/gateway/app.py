@@ -2,7 +2,8 @@
 
 Routes: the OpenAI APIs (/v1/chat/completions, /v1/completions, /v1/embeddings, /v1/models),
 KServe V2 (/v2/models/{model}/infer|generate|generate_stream), and /healthz, /readyz,
-/metrics. Everything but health and metrics needs an API key.
+/metrics. Everything but health and metrics needs an API key; /metrics shows a key only its
+own namespace's series.
 """
 
 from __future__ import annotations
@@ -34,6 +35,9 @@ from inferplane.policy import authfailures, quotas
 log = logging.getLogger("inferplane.gateway")
 
 KEY_CACHE = 65536
+FLEET_NAMESPACE = "inferplane-system"
+"""Where a key of role admin is a fleet admin (control/auth.py's; gateway/ does not import
+control/)."""
 _STATUS = {code: str(code) for code in range(100, 600)}
 
 V2_OPS = {
@@ -113,9 +117,7 @@ class GatewayApp:
             ready = self.table_loaded
             out.send(200 if ready else 503, b'{"ready":%s}' % (b"true" if ready else b"false"))
         elif path == b"/metrics":
-            self.metrics.table_age.set((), time.time() - self.last_change)
-            self._in_flight_gauges()
-            out.send(200, self.metrics.render(), b"text/plain; version=0.0.4; charset=utf-8")
+            self._metrics(request, out)
         else:
             error = errors.not_found(path.decode("latin-1"))
             out.send(404, error.openai_body())
@@ -169,6 +171,23 @@ class GatewayApp:
             if ns == key.namespace
         ]
         out.send(200, orjson.dumps({"object": "list", "data": cards}))
+
+    def _metrics(self, request: Request, out: Responder) -> None:
+        """Prometheus text: to a key, only its namespace's series (a fleet admin's key sees
+        all); without one, all, for the operator's scraper."""
+        namespace = None
+        if b"authorization" in request.headers:
+            try:
+                key = self._authenticate(request)
+            except errors.GatewayError as error:
+                out.send(error.status, error.openai_body(), headers=error.headers)
+                return
+            if (key.namespace, key.role) != (FLEET_NAMESPACE, "admin"):
+                namespace = key.namespace
+        self.metrics.table_age.set((), time.time() - self.last_change)
+        self._in_flight_gauges()
+        page = self.metrics.render(namespace)
+        out.send(200, page, b"text/plain; version=0.0.4; charset=utf-8")
 
     def _authenticate(self, request: Request) -> KeyEntry:
         if self._failing and request.peer in self._failing:  # no cost while none failed

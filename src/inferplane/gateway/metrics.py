@@ -8,7 +8,8 @@ event loop thread writes them, so nothing else is needed.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from typing import TypeVar
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import (
@@ -58,10 +59,10 @@ class Count:
     def set(self, key: Labels, value: float) -> None:
         self.values[key] = value
 
-    def family(self) -> Metric:
+    def family(self, scope: str | None = None) -> Metric:
         kind = GaugeMetricFamily if self.gauge else CounterMetricFamily
         family = kind(self.name, self.doc, labels=list(self.labels))
-        for key, value in self.values.items():
+        for key, value in _scoped(self.values, self.labels, scope):
             family.add_metric(list(key), value)
         return family
 
@@ -84,9 +85,9 @@ class Spread:
         counts[bisect.bisect_left(self.buckets, value)] += 1
         counts[-1] += value
 
-    def family(self) -> Metric:
+    def family(self, scope: str | None = None) -> Metric:
         family = HistogramMetricFamily(self.name, self.doc, labels=list(self.labels))
-        for key, counts in self.values.items():
+        for key, counts in _scoped(self.values, self.labels, scope):
             running, cumulative = 0.0, []
             for bound, count in zip((*self.buckets, float("inf")), counts[:-1], strict=True):
                 running += count
@@ -164,9 +165,43 @@ class GatewayMetrics(Collector):
         self.registry.register(self)
 
     def collect(self) -> Iterator[Metric]:
+        return self.families(None)
+
+    def families(self, scope: str | None) -> Iterator[Metric]:
         for metric in vars(self).values():
             if isinstance(metric, Count | Spread):
-                yield metric.family()
+                yield metric.family(scope)
 
-    def render(self) -> bytes:
-        return generate_latest(self.registry)
+    def render(self, namespace: str | None = None) -> bytes:
+        """The whole page; with `namespace`, only the series of that namespace's services
+        (and those of none, such as the table's age): what a tenant's key may see."""
+        if namespace is None:
+            return generate_latest(self.registry)
+        registry = CollectorRegistry()
+        registry.register(_Scoped(self, namespace + "/"))
+        return generate_latest(registry)
+
+
+class _Scoped(Collector):
+    """One namespace's view of the gateway's metrics, for one scrape."""
+
+    def __init__(self, metrics: GatewayMetrics, scope: str) -> None:
+        self.metrics, self.scope = metrics, scope
+
+    def collect(self) -> Iterator[Metric]:
+        return self.metrics.families(self.scope)
+
+
+V = TypeVar("V")
+
+
+def _scoped(
+    values: dict[Labels, V], labels: Labels, scope: str | None
+) -> Iterable[tuple[Labels, V]]:
+    """The series whose `service` label ("namespace/name") starts with `scope`; all when
+    `scope` is None or the metric has no service label. Requests that named no service of
+    anyone ("-") are every tenant's together, so they are not one tenant's to see."""
+    if scope is None or "service" not in labels:
+        return values.items()
+    at = labels.index("service")
+    return [(key, value) for key, value in values.items() if key[at].startswith(scope)]
