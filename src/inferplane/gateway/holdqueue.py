@@ -1,8 +1,9 @@
 """Scale from zero: requests for a deployment with no ready replica wait here.
 
 Each waiter is a future keyed by the deployments that could serve it; a new routing table
-with a ready endpoint of one of them releases it. The queue is bounded (a full queue answers
-503 at once rather than growing without limit), and `on_demand` is told whenever a deployment
+with a ready endpoint of one of them releases it. The queue is bounded per namespace (a full
+queue answers 503 at once rather than growing without limit; one tenant's waiters never
+refuse, nor show in the answer to, another's), and `on_demand` is told whenever a deployment
 gains its first waiter, and again every `resignal` seconds while any wait, so the control
 plane learns there is demand.
 """
@@ -30,19 +31,24 @@ class HoldQueue:
     ) -> None:
         self._on_demand = on_demand
         self._capacity = capacity
+        """Most requests that may wait per namespace."""
         self._resignal = resignal
         self._waiting: dict[NsName, list[asyncio.Future[None]]] = {}
         self._signalled: dict[NsName, float] = {}
 
-    def held(self) -> int:
-        return sum(len(w) for w in self._waiting.values())
+    def held(self, namespace: str | None = None) -> int:
+        """Requests waiting (of `namespace` only, when given)."""
+        return sum(len(w) for (ns, _), w in self._waiting.items() if namespace in (None, ns))
 
     async def wait(self, deployments: Iterable[NsName], timeout: float) -> bool:
-        """Until one of `deployments` has a ready endpoint (True) or `timeout` passes."""
-        if self.held() >= self._capacity:
-            raise QueueFull(f"{self._capacity} requests are already waiting")
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        """Until one of `deployments` (of one namespace) has a ready endpoint (True) or
+        `timeout` passes."""
         keys = list(deployments)
+        namespace = keys[0][0] if keys else ""
+        if self.held(namespace) >= self._capacity:
+            message = f"{self._capacity} requests of namespace {namespace!r} already wait"
+            raise QueueFull(message)
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         for key in keys:
             self._waiting.setdefault(key, []).append(future)
             self._signal(key)

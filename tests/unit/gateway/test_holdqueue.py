@@ -118,3 +118,23 @@ def test_demand_is_signalled_again_after_the_period() -> None:
         assert len(demand.calls) == count, "no demand once nobody waits"
 
     asyncio.run(scenario())
+
+
+def test_one_namespace_filling_the_queue_leaves_room_for_another() -> None:
+    """The bound is per namespace: team-b's waiters neither refuse team-a's nor show up in
+    what team-a is told (issue 11, tenant isolation)."""
+
+    async def scenario() -> None:
+        queue = HoldQueue(Demand(), capacity=2)
+        theirs = [await waiting(queue, ("team-b", "d")), await waiting(queue, ("team-b", "e"))]
+        ours = await waiting(queue, ("team-a", "d"))
+        assert not ours.done(), "team-a waits, not refused for team-b's waiter"
+        with pytest.raises(QueueFull) as full:
+            await queue.wait([("team-b", "e")], timeout=60.0)
+        assert str(full.value) == "2 requests of namespace 'team-b' already wait"
+        queue.release(table_of(endpoint("d-0", "d", namespace="team-a")))
+        assert await ours is True
+        for task in theirs:
+            task.cancel()
+
+    asyncio.run(scenario())
