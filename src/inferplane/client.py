@@ -17,7 +17,7 @@ from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 from urllib.parse import quote
 
 import httpx
@@ -82,14 +82,45 @@ def unreachable(server: str, exc: httpx.TransportError) -> ConnectionFailed:
         return CertificateRefused(
             server, f"it refused this client's TLS certificate (or its absence): {cause.reason}"
         )
-    return ConnectionFailed(server, str(exc) or type(exc).__name__)
+    detail = str(exc) or type(exc).__name__
+    if server.startswith("https:") and _closed_unanswered(exc, cause):
+        return ConnectionFailed(server, f"{detail} ({_REFUSAL_HINT})")
+    return ConnectionFailed(server, detail)
+
+
+_REFUSAL_HINT = (
+    "a server that verifies client certificates closes the connection so when it does not "
+    "accept this client's certificate, or its absence: check --client-cert/--client-key and "
+    "that the server's --client-ca signed the certificate"
+)
+
+
+def _closed_unanswered(exc: httpx.TransportError, cause: ssl.SSLError | None) -> bool:
+    """Closed by the server during or right after the TLS handshake, before any answer.
+
+    asyncio's and uvloop's TLS servers (ours, uvicorn) drop the alert that says why they
+    refuse a client certificate: the client sees only a closed connection, at the handshake
+    under TLS 1.2, at its first read under TLS 1.3."""
+    if isinstance(cause, ssl.SSLEOFError):
+        return True
+    if isinstance(exc, httpx.RemoteProtocolError):
+        return "without sending a response" in str(exc)
+    return isinstance(exc, httpx.ReadError) and _cause(exc, ConnectionResetError) is not None
 
 
 def _ssl_error(exc: BaseException) -> ssl.SSLError | None:
     """The ssl.SSLError behind an httpx error, through httpcore's chained exceptions."""
+    return _cause(exc, ssl.SSLError)
+
+
+_Exc = TypeVar("_Exc", bound=BaseException)
+
+
+def _cause(exc: BaseException, kind: type[_Exc]) -> _Exc | None:
+    """The first exception of `kind` in the chain behind `exc` (itself included)."""
     seen: BaseException | None = exc
     for _ in range(8):
-        if seen is None or isinstance(seen, ssl.SSLError):
+        if seen is None or isinstance(seen, kind):
             return seen
         seen = seen.__cause__ or seen.__context__
     return None

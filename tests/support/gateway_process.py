@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -15,6 +16,7 @@ from typing import Any
 import httpx
 import yaml
 
+from tests.support import pki
 from tests.support.control import free_port
 
 
@@ -22,13 +24,19 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def _wait_http(url: str, process: subprocess.Popen[bytes], log: Path, timeout: float) -> None:
+def _wait_http(
+    url: str,
+    process: subprocess.Popen[bytes],
+    log: Path,
+    timeout: float,
+    verify: ssl.SSLContext | bool = True,
+) -> None:
     started = time.monotonic()
     while time.monotonic() - started < timeout:
         if process.poll() is not None:
             raise RuntimeError(f"{url}: process exited: {log.read_text()[-3000:]}")
         try:
-            if httpx.get(url, timeout=0.5).status_code < 500:
+            if httpx.get(url, timeout=0.5, verify=verify).status_code < 500:
                 return
         except httpx.HTTPError:
             pass
@@ -98,10 +106,18 @@ class GatewayProcess:
     env: dict[str, str] = field(default_factory=dict)
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
+    tls: pki.ServerFiles | None = None
+    """Serve HTTPS with these files; the test's probes and http() verify against its CA."""
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        scheme = "https" if self.tls is not None else "http"
+        return f"{scheme}://127.0.0.1:{self.port}"
+
+    @property
+    def verify(self) -> ssl.SSLContext | bool:
+        """What httpx verifies this gateway with: its CA."""
+        return pki.client_context(self.tls.ca) if self.tls is not None else True
 
     @property
     def log_path(self) -> Path:
@@ -125,6 +141,8 @@ class GatewayProcess:
             "5",
             *self.extra,
         ]
+        if self.tls is not None:
+            args += ["--tls-cert", str(self.tls.cert), "--tls-key", str(self.tls.key)]
         if self.config is not None:
             path = self.workdir / "gateway.yaml"
             path.write_text(yaml.safe_dump_all(self.config))
@@ -138,21 +156,22 @@ class GatewayProcess:
             )
         probe = "/readyz" if wait_ready else "/healthz"
         started = time.monotonic()
+        verify = self.verify
         while time.monotonic() - started < 20:
-            _wait_http(f"{self.url}{probe}", self.process, self.log_path, 20.0)
-            if httpx.get(f"{self.url}{probe}").status_code == 200:
+            _wait_http(f"{self.url}{probe}", self.process, self.log_path, 20.0, verify)
+            if httpx.get(f"{self.url}{probe}", verify=verify).status_code == 200:
                 return self
             time.sleep(0.05)
         raise RuntimeError(f"gateway not ready: {self.log_path.read_text()[-3000:]}")
 
     def http(self, key: str | None) -> httpx.Client:
         headers = {"Authorization": f"Bearer {key}"} if key else {}
-        return httpx.Client(base_url=self.url, headers=headers, timeout=30.0)
+        return httpx.Client(base_url=self.url, headers=headers, timeout=30.0, verify=self.verify)
 
     def metric(self, name: str, **labels: str) -> float:
         """Sum of a metric's samples whose labels include `labels`."""
         total = 0.0
-        for line in httpx.get(f"{self.url}/metrics").text.splitlines():
+        for line in httpx.get(f"{self.url}/metrics", verify=self.verify).text.splitlines():
             if not line.startswith(name + "{") and not line.startswith(name + " "):
                 continue
             head, _, value = line.rpartition(" ")
