@@ -313,6 +313,7 @@ def test_a_client_without_the_ca_or_dialling_another_name_is_refused(
     missing = cli(tmp_path / "config", "get", "clusters", server=mutual.url)
     assert missing.returncode != 0
     assert "not trusted here" in missing.stderr and "Traceback" not in missing.stderr
+    assert "--ca-bundle" in missing.stderr, "the hint says what to give"
 
 
 def test_plain_http_to_the_control_planes_https_port_is_closed_and_it_serves_on(

@@ -188,6 +188,9 @@ def load_authority(directory: Path) -> Authority:
         raise errors.UsageError(f"{directory}: not a CA written by `certs ca`: {exc}") from exc
     if not isinstance(key, ec.EllipticCurvePrivateKey):
         raise errors.UsageError(f"{key_path}: not an ECDSA key written by `certs ca`")
+    # A mismatched pair would sign certificates that no client can verify against ca.crt.
+    if key.public_key() != cert.public_key():
+        raise errors.UsageError(f"{key_path} is not the key of {cert_path}")
     return Authority(key, cert)
 
 

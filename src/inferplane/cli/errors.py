@@ -38,6 +38,11 @@ FATAL: tuple[type[BaseException], ...] = (api_client.ConnectionFailed, api_clien
 
 HINTS: dict[type[Exception], str] = {
     api_client.Unauthorized: "log in with: inferplane login URL --token TOKEN",
+    # Before ConnectionFailed, their base: the server runs, the fix is a file (first match wins).
+    api_client.UntrustedServer: "trust its CA with: inferplane login URL --ca-bundle CA.crt "
+    "(or $INFERPLANE_CA_BUNDLE); docs/security-tls.md",
+    api_client.CertificateRefused: "present a certificate its --client-ca signed: inferplane "
+    "login URL --client-cert C.crt --client-key C.key; docs/security-tls.md",
     api_client.ConnectionFailed: "is it running? start one on this machine with: inferplane up",
 }
 
