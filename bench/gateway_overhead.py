@@ -18,15 +18,24 @@ CPU (its process group's utime + stime from /proc) per request at `--high` and p
 gap p50/p99 of those streams; added p50/p99 with a `--big-kib` KiB prompt at `--big` in flight.
 Gateway logs go to ~/.cache/inferplane-bench/logs.
 
-    .venv/bin/python bench/gateway_overhead.py [--quick] [--targets direct,ours,...]
+`--tls` adds `ours-tls`: ours serving HTTPS with a certificate made for the run (by the code of
+`inferplane certs`), the load generator speaking TLS 1.3 to it (on the client core, so the
+client's own encryption is part of that core's load) while the upstream stays plain HTTP; after
+the table come plain and TLS side by side at the same loads, and what TLS costs.
+
+    .venv/bin/python bench/gateway_overhead.py [--quick] [--targets direct,ours,...] [--tls]
         [--duration 5] [--sweep-duration 5] [--json [FILE]]
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import datetime
+import ipaddress
 import os
 import resource
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -46,6 +55,42 @@ from bench.jsonout import write_json
 
 TARGETS = [report.DIRECT, *peers.GATEWAYS]
 REPO = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    """The run's certificate and key for ours-tls, and the CA its clients trust."""
+
+    cert: Path
+    key: Path
+    ca: Path
+
+    def client(self) -> ssl.SSLContext:
+        return ssl.create_default_context(cafile=self.ca)
+
+
+def certificates(workdir: Path) -> TlsFiles:
+    """A CA and a server certificate for 127.0.0.1, as `inferplane certs` makes them."""
+    from inferplane.cli import certs
+
+    now = datetime.datetime.now(datetime.UTC)
+    authority = certs.new_authority("gateway bench CA", days=1, now=now)
+    leaf = certs.Leaf("127.0.0.1", ips=(ipaddress.ip_address("127.0.0.1"),), days=1)
+    key, cert = certs.issue(authority, leaf, now=now)
+    ca_path, _ = certs.write_pair(workdir, "ca", authority.key, authority.cert, force=True)
+    cert_path, key_path = certs.write_pair(workdir, "server", key, cert, force=True)
+    return TlsFiles(cert_path, key_path, ca_path)
+
+
+def gateway_spec(target: str, launch: peers.Launch, tls: TlsFiles | None) -> servers.ServerSpec:
+    """How `target` starts: ours-tls is ours with --tls-cert/--tls-key, checked over HTTPS."""
+    if target != report.OURS_TLS:
+        return peers.GATEWAYS[target](launch)
+    assert tls is not None
+    spec = peers.ours(launch)
+    argv = [*spec.argv, "--tls-cert", str(tls.cert), "--tls-key", str(tls.key)]
+    log = spec.log.with_name(f"gateway-overhead-{target}.log")
+    return dataclasses.replace(spec, who=target, argv=argv, log=log, verify=tls.client())
 
 
 @dataclass(frozen=True)
@@ -95,46 +140,58 @@ def stub(setup: Setup) -> Iterator[Upstreams]:
 
 
 def measure_target(
-    target: str, upstreams: Upstreams, plan: phases.Plan, setup: Setup, workdir: Path
+    target: str,
+    upstreams: Upstreams,
+    plan: phases.Plan,
+    setup: Setup,
+    workdir: Path,
+    tls: TlsFiles | None = None,
 ) -> report.Result:
     print(f"\n== {target}", flush=True)
     if target == report.DIRECT:
         return report.Result(target, drive(upstreams.urls[0], plan, [upstreams.pid]))
     launch = peers.Launch(peers.free_port(), upstreams.urls, workdir, setup.gateway_core)
     try:
-        spec = peers.GATEWAYS[target](launch)
+        spec = gateway_spec(target, launch, tls)
     except (peers.Unavailable, OSError, subprocess.SubprocessError) as exc:
         print(f"{target} unavailable: {exc}", flush=True)
         return report.Result(target, unavailable=str(exc))
-    url = f"http://127.0.0.1:{launch.port}"
+    over_tls = tls.client() if target == report.OURS_TLS and tls is not None else None
+    url = f"{'https' if over_tls else 'http'}://127.0.0.1:{launch.port}"
     try:
         with servers.running(spec, url) as process:
-            probe(url)
-            return report.Result(target, drive(url, plan, [upstreams.pid, process.pid]))
+            probe(url, over_tls or True)
+            figures = drive(url, plan, [upstreams.pid, process.pid], over_tls)
+            return report.Result(target, figures)
     except (RuntimeError, httpx.HTTPError) as exc:
         why = str(exc).splitlines()[0][:160]
         print(f"{target} unavailable: {exc}\n  its log: {spec.log}", flush=True)
         return report.Result(target, unavailable=f"{why} (log: {spec.log})")
 
 
-def probe(url: str) -> None:
+def probe(url: str, verify: ssl.SSLContext | bool = True) -> None:
     """One chat completion through the gateway before the load: fail early and plainly."""
     body = {"model": peers.MODEL, "messages": [{"role": "user", "content": "hi"}]}
     headers = {"Authorization": f"Bearer {peers.TOKEN}"}
-    answer = httpx.post(f"{url}/v1/chat/completions", json=body, headers=headers, timeout=10)
+    answer = httpx.post(
+        f"{url}/v1/chat/completions", json=body, headers=headers, timeout=10, verify=verify
+    )
     if answer.status_code != 200:
         raise RuntimeError(f"a first request answered HTTP {answer.status_code}: {answer.text}")
 
 
-def drive(url: str, plan: phases.Plan, pgids: list[int]) -> phases.Figures:
-    """Run the plan against `url`; `pgids`: the stub's process group, then the gateway's."""
-    host, port = url.removeprefix("http://").rsplit(":", 1)
+def drive(
+    url: str, plan: phases.Plan, pgids: list[int], tls: ssl.SSLContext | None = None
+) -> phases.Figures:
+    """Run the plan against `url` (over TLS with `tls`); `pgids`: the stub's process group,
+    then the gateway's."""
+    host, port = url.split("://", 1)[1].rsplit(":", 1)
     address = (host, int(port))
     calls = phases.Calls.build(address, plan, peers.TOKEN, peers.MODEL)
     gateway = pgids[1] if len(pgids) > 1 else None
     cpu = (lambda: servers.group_cpu_seconds(gateway)) if gateway is not None else None
     start = (time.monotonic(), servers.machine_busy_seconds(), bench_seconds(pgids))
-    figures = uvloop.run(phases.measure(address, plan, calls, cpu))
+    figures = uvloop.run(phases.measure(address, plan, calls, cpu, tls))
     wall = time.monotonic() - start[0]
     others = servers.machine_busy_seconds() - start[1] - (bench_seconds(pgids) - start[2])
     figures.other_cores = max(others / wall, 0.0)
@@ -171,6 +228,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--gateway-core", type=int, default=0)
     parser.add_argument("--client-core", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--tls", action="store_true", help="also ours serving HTTPS (target ours-tls)"
+    )
     parser.add_argument("--json", nargs="?", const="-", help="write JSON to FILE (- stdout)")
     args = parser.parse_args()
     unknown = set(args.targets.split(",")) - set(TARGETS)
@@ -200,6 +260,7 @@ def plan_from(args: argparse.Namespace) -> phases.Plan:
 def main() -> None:
     args = parse_args()
     plan, targets = plan_from(args), args.targets.split(",")
+    targets += [report.OURS_TLS] if args.tls else []
     setup = Setup(
         args.upstreams, args.chunks, args.chunk_delay, args.gateway_core, args.client_core
     )
@@ -210,9 +271,13 @@ def main() -> None:
     print(f"plan: {plan}", flush=True)
     started = time.monotonic()
     with stub(setup) as upstreams, tempfile.TemporaryDirectory(prefix="gateway-bench-") as tmp:
-        results = [measure_target(t, upstreams, plan, setup, Path(tmp)) for t in targets]
+        tls = certificates(Path(tmp)) if args.tls else None
+        results = [measure_target(t, upstreams, plan, setup, Path(tmp), tls) for t in targets]
     text, data = report.table(results, low=plan.low, high=plan.high, kib=plan.big_kib)
     print(f"\n{legend(plan, setup)}\n{text}")
+    tls_text, data["tls"] = report.tls_table(results, plan)
+    if tls_text:
+        print(f"\n{tls_text}")
     for line in report.failures(results):
         print(f"note: {line}")
     print(f"({time.monotonic() - started:.0f} s in all)")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import ssl
 import subprocess
 import time
 from collections.abc import Iterator
@@ -27,6 +28,8 @@ class ServerSpec:
     startup_timeout: float
     health: str = "/health"
     """The path that answers 200 once the server is ready."""
+    verify: ssl.SSLContext | bool = True
+    """How the health check verifies a server on https:// (a context trusting its CA)."""
 
 
 @contextmanager
@@ -52,7 +55,10 @@ def wait_healthy(process: subprocess.Popen[bytes], url: str, spec: ServerSpec) -
         if process.poll() is not None:
             raise RuntimeError(f"{spec.who} exited with {process.returncode}:\n{tail(spec.log)}")
         try:
-            if httpx.get(f"{url}{spec.health}", timeout=2, trust_env=False).status_code == 200:
+            answer = httpx.get(
+                f"{url}{spec.health}", timeout=2, trust_env=False, verify=spec.verify
+            )
+            if answer.status_code == 200:
                 print(f"{spec.who} is up after {time.monotonic() - start:.1f} s", flush=True)
                 return
         except httpx.HTTPError:

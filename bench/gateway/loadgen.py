@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import ssl
 import time
 from collections import deque
 from collections.abc import Callable
@@ -152,10 +153,17 @@ class Connection(asyncio.Protocol):
 
 
 class Pool:
-    """Connections to one address; `submit` sends now on an idle one or queues the call."""
+    """Connections to one address, over TLS with `tls`; `submit` sends now on an idle one or
+    queues the call."""
 
-    def __init__(self, address: tuple[str, int], limit: int, on_outcome: Callable[[Outcome], None]):
-        self.address, self.limit, self.on_outcome = address, limit, on_outcome
+    def __init__(
+        self,
+        address: tuple[str, int],
+        limit: int,
+        on_outcome: Callable[[Outcome], None],
+        tls: ssl.SSLContext | None = None,
+    ):
+        self.address, self.limit, self.on_outcome, self.tls = address, limit, on_outcome, tls
         self.idle: list[Connection] = []
         self.live: set[Connection] = set()
         self.backlog: deque[tuple[Call, float]] = deque()
@@ -181,7 +189,10 @@ class Pool:
         loop = asyncio.get_running_loop()
         try:
             _, connection = await loop.create_connection(
-                lambda: Connection(self.done), *self.address
+                lambda: Connection(self.done),
+                *self.address,
+                ssl=self.tls,
+                server_hostname=self.address[0] if self.tls else None,
             )
         except OSError as exc:
             self.opening -= 1
@@ -236,11 +247,11 @@ class Pool:
 
 async def open_loop(
     address: tuple[str, int], call: Call, *, rate: float, duration: float, seed: int,
-    max_connections: int = 1024, drain: float = 2.0,
+    max_connections: int = 1024, drain: float = 2.0, tls: ssl.SSLContext | None = None,
 ) -> Tally:  # fmt: skip
     """Poisson arrivals at `rate`/s for `duration` s; latency from each intended send time."""
     rng, outcomes = random.Random(seed), list[Outcome]()
-    pool = Pool(address, max_connections, outcomes.append)
+    pool = Pool(address, max_connections, outcomes.append, tls)
     await pool.warm(min(max_connections, 64))
     start, offered = now(), 0
     intended = start + rng.expovariate(rate)
@@ -259,7 +270,7 @@ async def open_loop(
 
 async def closed_loop(
     address: tuple[str, int], call: Call, *, concurrency: int, duration: float,
-    drain: float = 10.0,
+    drain: float = 10.0, tls: ssl.SSLContext | None = None,
 ) -> Tally:  # fmt: skip
     """`concurrency` requests in flight for `duration` s, each sent as the one before it ends."""
     outcomes: list[Outcome] = []
@@ -272,7 +283,7 @@ async def closed_loop(
             offered += 1
             pool.submit(call, now())
 
-    pool = Pool(address, concurrency, again)
+    pool = Pool(address, concurrency, again, tls)
     await pool.warm(concurrency)
     deadline = now() + duration
     for _ in range(concurrency):

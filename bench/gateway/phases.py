@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import math
+import ssl
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -129,35 +130,46 @@ def gaps(outcome: loadgen.Outcome) -> list[float]:
 
 
 async def measure(
-    address: tuple[str, int], plan: Plan, calls: Calls, cpu: CpuClock | None
+    address: tuple[str, int],
+    plan: Plan,
+    calls: Calls,
+    cpu: CpuClock | None,
+    tls: ssl.SSLContext | None = None,
 ) -> Figures:
+    """The plan against `address`, over TLS with `tls` (connections are opened before each
+    run's clock starts, so handshakes are not in the latencies)."""
     figures = Figures()
-    await loadgen.closed_loop(address, calls.chat, concurrency=plan.low, duration=plan.warmup)
-    await loadgen.closed_loop(address, calls.stream, concurrency=plan.low, duration=plan.warmup)
-    _, tally = await closed(None, address, calls.chat, plan.low, plan.duration)
+    for call in (calls.chat, calls.stream):
+        await loadgen.closed_loop(
+            address, call, concurrency=plan.low, duration=plan.warmup, tls=tls
+        )
+    _, tally = await closed(None, address, calls.chat, plan.low, plan.duration, tls)
     figures.low = Latency.of([o.latency for o in tally.ok], tally)
-    used, tally = await closed(cpu, address, calls.chat, plan.high, plan.duration)
+    used, tally = await closed(cpu, address, calls.chat, plan.high, plan.duration, tls)
     figures.high = Latency.of([o.latency for o in tally.ok], tally)
     figures.cpu_us_request = per(used, len(tally.ok))
-    _, tally = await closed(None, address, calls.big, plan.big, plan.duration)
+    _, tally = await closed(None, address, calls.big, plan.big, plan.duration, tls)
     figures.big = Latency.of([o.latency for o in tally.ok], tally)
-    used, tally = await closed(cpu, address, calls.stream, plan.streams, plan.duration)
+    used, tally = await closed(cpu, address, calls.stream, plan.streams, plan.duration, tls)
     figures.gaps = Latency.of([g for o in tally.ok for g in gaps(o)], tally)
     figures.cpu_us_event = per(used, sum(len(o.events) for o in tally.outcomes))
-    figures.sweep = await sweep(address, calls.chat, plan, figures.high.ok / plan.duration, cpu)
+    closed_rps = figures.high.ok / plan.duration
+    figures.sweep = await sweep(address, calls.chat, plan, closed_rps, cpu, tls)
     return figures
 
 
 async def closed(
     cpu: CpuClock | None, address: tuple[str, int], call: loadgen.Call, in_flight: int,
-    duration: float,
+    duration: float, tls: ssl.SSLContext | None = None,
 ) -> tuple[float | None, loadgen.Tally]:  # fmt: skip
     """A closed-loop run, and the gateway's CPU seconds meanwhile (None without a clock)."""
     kib = len(call.raw) // 1024
     what = "streams" if call.stream else f"{kib} KiB requests" if kib else "small requests"
     print(f"    closed loop: {in_flight} {what} in flight, {duration:g} s", flush=True)
     before = cpu() if cpu else 0.0
-    tally = await loadgen.closed_loop(address, call, concurrency=in_flight, duration=duration)
+    tally = await loadgen.closed_loop(
+        address, call, concurrency=in_flight, duration=duration, tls=tls
+    )
     return (cpu() - before if cpu else None), tally
 
 
@@ -168,14 +180,14 @@ def per(used: float | None, count: int) -> float | None:
 
 async def sweep(
     address: tuple[str, int], call: loadgen.Call, plan: Plan, closed_rps: float,
-    cpu: CpuClock | None,
+    cpu: CpuClock | None, tls: ssl.SSLContext | None = None,
 ) -> list[Point]:  # fmt: skip
     """Up by doubling from a quarter of `closed_rps` until a rate fails, then bisect."""
     points: list[Point] = []
     good, bad, rate = 0.0, math.inf, max(closed_rps / 4, plan.min_rate)
     while not (good and bad < math.inf) and plan.min_rate <= rate <= plan.max_rate:
         await settle(cpu, plan)
-        points.append(await rate_point(address, call, plan, rate))
+        points.append(await rate_point(address, call, plan, rate, tls))
         if points[-1].sustained:
             good, rate = rate, rate * 2
         else:
@@ -183,7 +195,7 @@ async def sweep(
     for _ in range(plan.bisect if good and not math.isinf(bad) else 0):
         rate = (good + bad) / 2
         await settle(cpu, plan)
-        points.append(await rate_point(address, call, plan, rate))
+        points.append(await rate_point(address, call, plan, rate, tls))
         good, bad = (rate, bad) if points[-1].sustained else (good, rate)
     return points
 
@@ -203,10 +215,14 @@ async def settle(cpu: CpuClock | None, plan: Plan) -> None:
 
 
 async def rate_point(
-    address: tuple[str, int], call: loadgen.Call, plan: Plan, rate: float
+    address: tuple[str, int],
+    call: loadgen.Call,
+    plan: Plan,
+    rate: float,
+    tls: ssl.SSLContext | None = None,
 ) -> Point:
     tally = await loadgen.open_loop(
-        address, call, rate=rate, duration=plan.sweep_duration, seed=plan.seed
+        address, call, rate=rate, duration=plan.sweep_duration, seed=plan.seed, tls=tls
     )
     latencies = [o.latency * 1000 for o in tally.ok]
     p99 = percentile(latencies, 99)

@@ -9,9 +9,10 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
-from bench.gateway.phases import Figures
+from bench.gateway.phases import Figures, Latency, Plan
 
-DIRECT, OURS = "direct", "ours"
+DIRECT, OURS, OURS_TLS = "direct", "ours", "ours-tls"
+"""ours-tls: ours serving HTTPS (gateway_overhead.py --tls)."""
 
 
 @dataclass(frozen=True)
@@ -130,7 +131,7 @@ def ratio_lines(shown: dict[str, dict[str, float | None]], data: dict[str, objec
         return []
     lines = ["ours ÷ peer (below 1 is better for ours, but for max RPS; -: a figure <= 0)"]
     for target, values in shown.items():
-        if target in (DIRECT, OURS):
+        if target in (DIRECT, OURS, OURS_TLS):  # ours-tls: in tls_table, beside ours
             continue
         compared = [c for c in COLUMNS if c.compared]
         ratios = {c.key: ratio(shown[OURS][c.key], values[c.key]) for c in compared}
@@ -160,3 +161,72 @@ def failures(results: list[Result]) -> list[str]:
                 why = "; ".join(latency.errors[:3])
                 lines.append(f"{result.target}: {latency.failed} failed in the {run} run ({why})")
     return lines
+
+
+@dataclass(frozen=True)
+class TlsRow:
+    """One figure of ours on plain HTTP and over TLS, at the same load."""
+
+    label: str
+    plain: float | None
+    tls: float | None
+    higher_is_better: bool
+
+    @property
+    def cost(self) -> float | None:
+        """How much worse TLS is, in percent (below zero: better, i.e. noise)."""
+        if not self.plain or self.tls is None or math.isnan(self.plain) or math.isnan(self.tls):
+            return None
+        share = self.tls / self.plain
+        return 100 * ((1 - share) if self.higher_is_better else (share - 1))
+
+
+def tls_rows(plain: Figures, tls: Figures, plan: Plan) -> list[TlsRow]:
+    """Requests/s of each closed loop, max RPS, CPU per request, then latencies (absolute)."""
+
+    def rps(latency: Latency | None) -> float | None:
+        return latency.ok / plan.duration if latency else None
+
+    def ms(latency: Latency | None, which: str) -> float | None:
+        return getattr(latency, which) if latency else None
+
+    kib = f"{plan.big} x {plan.big_kib} KiB"
+    rows = [
+        TlsRow(f"req/s, {plan.low} in flight", rps(plain.low), rps(tls.low), True),
+        TlsRow(f"req/s, {plan.high} in flight", rps(plain.high), rps(tls.high), True),
+        TlsRow(f"req/s, {kib}", rps(plain.big), rps(tls.big), True),
+        TlsRow(f"max RPS (p99 <= {plan.slo_ms:g} ms)", plain.max_rps, tls.max_rps, True),
+        TlsRow(f"µs/req at {plan.high}", plain.cpu_us_request, tls.cpu_us_request, False),
+        TlsRow(f"µs/chunk at {plan.streams}", plain.cpu_us_event, tls.cpu_us_event, False),
+    ]
+    for name, run_plain, run_tls in (
+        (f"@{plan.low}", plain.low, tls.low),
+        (f"@{plan.high}", plain.high, tls.high),
+        (f"@{kib}", plain.big, tls.big),
+    ):
+        for which in ("p50", "p99"):
+            label = f"{which} ms {name}"
+            rows.append(TlsRow(label, ms(run_plain, which), ms(run_tls, which), False))
+    return rows
+
+
+def tls_table(results: list[Result], plan: Plan) -> tuple[str, dict[str, object] | None]:
+    """Ours plain beside ours over TLS, and what TLS costs; ('', None) unless both ran."""
+    found = {r.target: r.figures for r in results if r.figures}
+    plain, tls = found.get(OURS), found.get(OURS_TLS)
+    if plain is None or tls is None:
+        return "", None
+    rows = tls_rows(plain, tls, plan)
+    width = max(len(row.label) for row in rows) + 2
+    head = (
+        f"{'ours: plain vs TLS':<{width}}{'plain':>{WIDTH}}{'TLS':>{WIDTH}}{'TLS÷plain':>{WIDTH}}"
+    )
+    lines = [head + f"{'TLS costs':>{WIDTH}}"]
+    for row in rows:
+        share = ratio(row.tls, row.plain)
+        cost = cell(row.cost, decimals=1, signed=True, suffix=" %")
+        cells = [cell(row.plain), cell(row.tls), cell(share, suffix="x"), cost]
+        lines.append(f"{row.label:<{width}}" + "".join(f"{c:>{WIDTH}}" for c in cells))
+    lines.append("TLS costs: how much fewer requests/s, or more CPU or ms, over TLS")
+    data = {row.label: {"plain": row.plain, "tls": row.tls, "cost_pct": row.cost} for row in rows}
+    return "\n".join(lines), dict(data)

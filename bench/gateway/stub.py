@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ssl
 from dataclasses import dataclass, field
 from typing import cast
 
@@ -193,13 +194,21 @@ class StubProtocol(asyncio.Protocol):
 
 
 async def start(
-    ports: list[int], *, chunks: int, chunk_delay: float, host: str = "127.0.0.1"
+    ports: list[int],
+    *,
+    chunks: int,
+    chunk_delay: float,
+    host: str = "127.0.0.1",
+    tls: ssl.SSLContext | None = None,
 ) -> list[asyncio.Server]:
-    """The stub listening on each port (0: any free one) on the running loop."""
+    """The stub listening on each port (0: any free one) on the running loop, over TLS with
+    `tls` (the load generator's TLS is tested so)."""
     loop = asyncio.get_running_loop()
     answers, ticker = Answers.build(chunks), Ticker(loop, chunk_delay)
     return [
-        await loop.create_server(lambda: StubProtocol(answers, ticker), host, port, backlog=4096)
+        await loop.create_server(
+            lambda: StubProtocol(answers, ticker), host, port, backlog=4096, ssl=tls
+        )
         for port in ports
     ]
 

@@ -4,9 +4,11 @@ every request sent is accounted for, and answered as the stub promises (no timin
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
+import trustme
 from bench.gateway import loadgen, stub
 
 CHUNKS = 4
@@ -19,11 +21,14 @@ def chat(address: Address, content: str = "hi", **extra: object) -> loadgen.Call
     return loadgen.build_call(address, "/v1/chat/completions", body, "sk-test")
 
 
-def against_stub(scenario: Callable[[Address], Awaitable[T]]) -> T:
-    """Run `scenario` with the stub listening on a free port of the same loop."""
+def against_stub(
+    scenario: Callable[[Address], Awaitable[T]], tls: ssl.SSLContext | None = None
+) -> T:
+    """Run `scenario` with the stub listening on a free port of the same loop (over TLS
+    with `tls`)."""
 
     async def run() -> T:
-        servers = await stub.start([0], chunks=CHUNKS, chunk_delay=0.005)
+        servers = await stub.start([0], chunks=CHUNKS, chunk_delay=0.005, tls=tls)
         try:
             return await scenario(("127.0.0.1", int(servers[0].sockets[0].getsockname()[1])))
         finally:
@@ -74,3 +79,28 @@ def test_open_loop_arrivals_follow_the_seed() -> None:
 
     first, second = against_stub(twice)
     assert first == second > 0
+
+
+def test_over_tls_every_request_is_answered_and_the_server_certificate_checked() -> None:
+    ca = trustme.CA()
+    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ca.issue_cert("127.0.0.1").configure_cert(server)
+    trusting = ssl.create_default_context()
+    ca.configure_trust(trusting)
+
+    async def both(address: Address) -> tuple[loadgen.Tally, loadgen.Tally, loadgen.Tally]:
+        call, streamed = chat(address), chat(address, stream=True)
+        closed = await loadgen.closed_loop(address, call, concurrency=4, duration=0.2, tls=trusting)
+        opened = await loadgen.open_loop(
+            address, streamed, rate=200, duration=0.2, seed=1, tls=trusting
+        )
+        untrusted = await loadgen.closed_loop(
+            address, call, concurrency=1, duration=0.1, tls=ssl.create_default_context()
+        )
+        return closed, opened, untrusted
+
+    closed, opened, untrusted = against_stub(both, server)
+    for tally in (closed, opened):
+        assert tally.offered > 0 and len(tally.ok) == tally.offered, tally.errors()
+    assert all(len(o.events) == CHUNKS + 1 for o in opened.ok)
+    assert not untrusted.ok and any("CERTIFICATE_VERIFY_FAILED" in e for e in untrusted.errors())
