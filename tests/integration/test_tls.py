@@ -18,6 +18,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ import httpx
 import openai
 import pytest
 import trustme
+from cryptography import x509
 
 from inferplane import client as api_client
 from inferplane import tls
@@ -377,3 +379,54 @@ def cause_chain(exc: BaseException) -> list[BaseException]:
         chain.append(seen)
         seen = seen.__cause__ or seen.__context__
     return chain
+
+
+def served_serial(control: ControlProcess) -> int:
+    """The serial number of the certificate the control plane presents now."""
+    assert control.tls is not None
+    context = pki.client_context(control.tls.ca)
+    with (
+        socket.create_connection(("127.0.0.1", control.port), timeout=10) as sock,
+        context.wrap_socket(sock, server_hostname="127.0.0.1") as wrapped,
+    ):
+        der = wrapped.getpeercert(binary_form=True)
+    assert der is not None
+    return x509.load_der_x509_certificate(der).serial_number
+
+
+def heartbeat_since(api: api_client.Client, cluster: str, moment: datetime) -> bool:
+    beat = (api.get("Cluster", cluster).get("status") or {}).get("lastHeartbeatTime")
+    return bool(beat) and datetime.fromisoformat(beat) > moment
+
+
+def test_a_rotated_server_certificate_is_served_after_a_restart_and_the_agent_carries_on(
+    tmp_path: Path,
+) -> None:
+    ca = trustme.CA()
+    files = pki.server_files(ca, tmp_path / "pki")
+    control = ControlProcess(tmp_path / "control", extra_args=["--no-controllers"], tls=files)
+    agent = AgentProcess(control.url, "", "tls-r", tmp_path / "agent")
+    try:
+        control.start()
+        with admin(control) as api:
+            join = create_key(api, "join-tls-r", SYSTEM, "join", cluster="tls-r")
+        agent.start("--join-token", join, *agent_flags(files.ca, None))
+        with admin(control) as api:
+            wait_for(lambda: phase(api, "Cluster", "tls-r") == "Ready", timeout=60, what="join")
+        before = served_serial(control)
+        # Rotation as docs/security-tls.md has it: a new certificate in place, then a restart.
+        pki.server_files(ca, tmp_path / "pki")
+        control.stop()
+        restarted = datetime.now(UTC)
+        control.start()
+        assert served_serial(control) != before
+        with admin(control) as api:
+            wait_for(
+                lambda: heartbeat_since(api, "tls-r", restarted),
+                timeout=60,
+                what="a heartbeat through the new certificate",
+            )
+        assert agent.process is not None and agent.process.poll() is None
+    finally:
+        agent.stop()
+        control.stop()
