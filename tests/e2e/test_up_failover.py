@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import up_process
+from tests.support import engine_tokens, up_process
 from tests.support.control import ControlProcess
 from tests.support.engine_process import wait_for
 from tests.support.up_process import UpProcess
@@ -48,7 +48,8 @@ def test_a_killed_plane_s_replica_moves_to_the_other_plane(tmp_path: Path) -> No
 
             wait_for(moved, timeout=180, what="the lost replica Ready again on local-b")
             for replica in up_process.ready_replicas(client):
-                assert up_process.complete(replica["status"]["url"].rstrip("/"))
+                token = engine_tokens.engine_token(client, replica)
+                assert up_process.complete(replica["status"]["url"].rstrip("/"), token)
             assert client.get("Cluster", "local-a")["status"]["phase"] == "NotReady"
         pids |= up.descendants()
         assert up.interrupt() == 0, up.output()
@@ -70,17 +71,18 @@ def test_replicas_outlive_the_control_plane_and_survive_its_restart(tmp_path: Pa
         engines = {p for p in pids if " engine " in up_process.cmdline(p)}
         assert len(engines) == 2
         with up.client() as client:
+            ready = up_process.ready_replicas(client)
             before = {
-                r["metadata"]["name"]: (r["status"]["url"], r["status"]["restarts"])
-                for r in up_process.ready_replicas(client)
+                r["metadata"]["name"]: (r["status"]["url"], r["status"]["restarts"]) for r in ready
             }
+            tokens = {r["status"]["url"]: engine_tokens.engine_token(client, r) for r in ready}
         assert len(before) == 2
         control_pid = _pid_of(pids, " control ")
         os.kill(control_pid, signal.SIGTERM)
         wait_for(lambda: not up_process.alive({control_pid}), timeout=30, what="control gone")
         for _ in range(3):  # the planes keep serving while the control plane is away
             for url, _restarts in before.values():
-                assert up_process.complete(url.rstrip("/"))
+                assert up_process.complete(url.rstrip("/"), tokens[url])
             time.sleep(1)
         assert up.process is not None and up.process.poll() is None
         restarted = time.time()
@@ -103,7 +105,7 @@ def test_replicas_outlive_the_control_plane_and_survive_its_restart(tmp_path: Pa
         assert after == before
         assert up_process.alive(engines) == engines  # the same engine processes
         for url, _restarts in after.values():
-            assert up_process.complete(url.rstrip("/"))
+            assert up_process.complete(url.rstrip("/"), tokens[url])  # the same tokens
         assert up.interrupt() == 0, up.output()
         wait_for(lambda: not up_process.alive(pids), timeout=30, what="every child gone")
     finally:

@@ -24,7 +24,7 @@ import pytest
 from inferplane import client as api_client
 from inferplane.agent.runtime import processes
 from tests.integration import manifests
-from tests.support import up_process
+from tests.support import engine_tokens, up_process
 from tests.support.agent_process import AgentProcess
 from tests.support.control import ControlProcess
 from tests.support.engine_process import wait_for
@@ -142,9 +142,11 @@ def wait_status(
     return status_of(api, name)
 
 
-def complete(url: str) -> str:
-    models = httpx.get(f"{url}/v1/models", timeout=10).json()["data"]
-    client = openai.OpenAI(base_url=f"{url}/v1", api_key="none", max_retries=0, timeout=30)
+def complete(url: str, token: str) -> str:
+    """A completion from the engine itself, with the replica's engine token."""
+    headers = {"Authorization": f"Bearer {token}"}
+    models = httpx.get(f"{url}/v1/models", headers=headers, timeout=10).json()["data"]
+    client = openai.OpenAI(base_url=f"{url}/v1", api_key=token, max_retries=0, timeout=30)
     with client:
         answer = client.completions.create(
             model=models[0]["id"], prompt="hello", max_tokens=4, temperature=0
@@ -188,7 +190,8 @@ def test_an_agent_runs_a_replica_through_crashes_outages_and_deletion(
     ready = wait_status(api, "tiny-0", phase="Ready")
     url = ready["url"]
     assert ready["restarts"] == 0 and ready["observedGeneration"] == 1
-    assert complete(url)
+    token = engine_tokens.engine_token(api, api.get("Replica", "tiny-0"))
+    assert complete(url, token)
     first = agent.engine_pid("default/tiny-0")
     assert first is not None
     assert environ_of(first)["CUDA_VISIBLE_DEVICES"] == "1,3"
@@ -215,12 +218,12 @@ def test_an_agent_runs_a_replica_through_crashes_outages_and_deletion(
     wait_status(api, "tiny-0", phase="Ready", restarts=1)
     second = agent.engine_pid("default/tiny-0")
     assert second is not None and second != first
-    assert complete(url)  # same port again
+    assert complete(url, token)  # same port again, same token
 
     # The control plane goes away: the engine keeps serving. It comes back: nothing restarts.
     control.stop()
     assert httpx.get(f"{url}/health", timeout=5).status_code == 200
-    assert complete(url)
+    assert complete(url, token)
     time.sleep(2)  # a few heartbeats fail meanwhile
     back = time.time()
     control.start()
@@ -230,7 +233,7 @@ def test_an_agent_runs_a_replica_through_crashes_outages_and_deletion(
 
     # The agent itself restarts (an upgrade): the new one adopts the running engine.
     assert agent.stop() == 0
-    assert complete(url)
+    assert complete(url, token)
     agent.start()
     wait_for(lambda: "agent starting" in agent.log().rsplit("agent stopping", 1)[-1], timeout=30)
     time.sleep(3)  # the new agent has synced and reported by now

@@ -18,6 +18,7 @@ import pytest
 
 from inferplane import client as api_client
 from inferplane.engine import demo
+from tests.support import engine_tokens
 from tests.support.agent_process import AgentProcess
 from tests.support.control import ControlProcess
 from tests.support.engine_process import wait_for
@@ -74,9 +75,12 @@ def test_the_vllm_recipe_serves_through_a_real_vllm(
                 what=f"vLLM to turn Ready: {_status(api)}\n{agent.log()[-3000:]}",
             )
             url = _status(api)["url"]
-            served = httpx.get(f"{url}/v1/models", timeout=10).json()["data"]
+            token = engine_tokens.engine_token(api, api.get("Replica", "chat-0"))
+            headers = {"Authorization": f"Bearer {token}"}
+            served = httpx.get(f"{url}/v1/models", headers=headers, timeout=10).json()["data"]
             assert [m["id"] for m in served] == ["tiny-chat"]  # the user's flag reached vLLM
-            client = openai.OpenAI(base_url=f"{url}/v1", api_key="none", max_retries=0)
+            assert httpx.get(f"{url}/v1/models", timeout=10).status_code == 401  # VLLM_API_KEY
+            client = openai.OpenAI(base_url=f"{url}/v1", api_key=token, max_retries=0)
             with client:
                 answer = client.completions.create(
                     model="tiny-chat", prompt="The meaning of", max_tokens=8, temperature=0

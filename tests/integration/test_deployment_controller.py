@@ -151,6 +151,7 @@ def test_endpoints_follow_readiness(control: ControlProcess, namespace: str) -> 
             "replica": name,
             "cluster": agent.cluster,
             "region": "eu-west",
+            "engineTokenSecret": f"engine-{replica['metadata']['uid']}",
         }
         assert endpoint["status"]["ready"] is True
         assert endpoint["metadata"]["ownerReferences"][0]["uid"] == replica["metadata"]["uid"]

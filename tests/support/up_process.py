@@ -188,9 +188,9 @@ def cmdline(pid: int) -> str:
         return ""
 
 
-def complete(endpoint: str, key: str = "x") -> str:
-    """A completion through the official openai client, with the model the endpoint lists
-    (a replica's engine, or the gateway with `key`)."""
+def complete(endpoint: str, key: str) -> str:
+    """A completion through the official openai client, with the model the endpoint lists:
+    the gateway with an API key, or a replica's engine with its engine token."""
     headers = {"Authorization": f"Bearer {key}"}
     models = httpx.get(f"{endpoint}/v1/models", headers=headers, timeout=10).json()["data"]
     assert [m["id"] for m in models] == ["demo"]

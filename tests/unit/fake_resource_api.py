@@ -65,6 +65,8 @@ class FakeResourceApi:
     """Watch requests answered. A client that follows a kind reconnects when a stream ends;
     the fake answers a second watch as the user would end it, with Ctrl-C."""
     version: int = 100
+    revealed: dict[tuple[str, str], dict[str, str]] = field(default_factory=dict)
+    """What GET .../secrets/NAME/reveal answers, by (namespace, name)."""
 
     @property
     def transport(self) -> httpx.MockTransport:
@@ -119,6 +121,8 @@ class FakeResourceApi:
             if method == "POST":
                 return httpx.Response(201, json=self._create(route, _body(request), dry_run))
             return self._list(route, params)
+        if route.subresource == "reveal" and method == "GET":
+            return httpx.Response(200, json=self._reveal(route))
         if route.subresource == "scale":
             return httpx.Response(200, json=self._scale(route, request))
         if route.subresource == "status" and method == "PATCH":
@@ -157,6 +161,12 @@ class FakeResourceApi:
             "items": items,
         }
         return httpx.Response(200, json=body)
+
+    def _reveal(self, route: Route) -> Object:
+        data = self.revealed.get((route.namespace or "", route.name or ""))
+        if data is None:
+            raise Refused(404, "NotFound", f'secrets "{route.name}" not found')
+        return {"kind": "SecretValues", "metadata": {"name": route.name}, "data": data}
 
     def _get(self, route: Route) -> Object:
         key = self._key(route)

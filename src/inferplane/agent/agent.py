@@ -33,6 +33,7 @@ from inferplane.agent import (
     reporter,
     scraper,
     sources,
+    tokens,
     watcher,
 )
 from inferplane.agent.runtime import base
@@ -98,6 +99,9 @@ class Agent:
         self.reporter = reporter.Reporter()
         self.scraper = scraper.Scraper()
         self.membership = membership.Membership(settings.cluster, dict(settings.labels), pools)
+        self.tokens = tokens.EngineTokens(self._make_client)
+        self._waiting: dict[str, str] = {}
+        """Replicas whose engine waits for its token, and why (logged once per reason)."""
         self._launched: dict[str, int | None] = {}
         self._failed: dict[str, tuple[int | None, str]] = {}
         self._targets: dict[str, scraper.Target] = {}
@@ -128,6 +132,7 @@ class Agent:
             logs.event(log, "agent stopping", cluster=self.settings.cluster, keep_engines=keep)
             grace = self.settings.drain_grace_seconds
             self.runtime.close(grace=grace, stop_engines=not keep)
+            self.tokens.close()
 
     def _start_threads(self, stop: threading.Event) -> None:
         cluster = self.settings.cluster
@@ -193,13 +198,23 @@ class Agent:
         try:
             launch = self.launch_for(name, obj)
             self.runtime.start(launch)
+        except tokens.TokenUnavailable as exc:
+            self._wait(name, str(exc))
+            return
         except (recipes.LaunchError, sources.SourceError, base.RuntimeFailure) as exc:
             self._failed[name] = (generation, str(exc))
             logs.event(log, "replica failed", level=logging.WARNING, replica=name, error=exc)
             return
         self._failed.pop(name, None)
+        self._waiting.pop(name, None)
         self._launched[name] = generation
         logs.event(log, "replica starting", replica=name)
+
+    def _wait(self, name: str, why: str) -> None:
+        """The engine cannot start yet (no token): say so once, and try again next pass."""
+        if self._waiting.get(name) != why:
+            self._waiting[name] = why
+            logs.event(log, "replica waits", replica=name, reason=why)
 
     def _recheck(self, name: str, obj: Object) -> None:
         """The replica changed: replace the engine only if what it would run changed."""
@@ -207,6 +222,9 @@ class Agent:
         engine = self.runtime.status(name)
         try:
             launch = self.launch_for(name, obj)
+        except tokens.TokenUnavailable as exc:
+            self._wait(name, str(exc))  # asked again next pass: an adopted engine needs it
+            return
         except (recipes.LaunchError, sources.SourceError) as exc:
             logs.event(log, "keeping the running engine", replica=name, error=exc)
             self._launched[name] = generation
@@ -216,10 +234,14 @@ class Agent:
             self.runtime.stop(name, grace=self.settings.drain_grace_seconds)
             self._launched.pop(name, None)
             return
+        if engine is not None:
+            self.runtime.start(launch)  # the same launch: hands an adopted engine its token
+        self._waiting.pop(name, None)
         self._launched[name] = generation
 
     def launch_for(self, name: str, obj: Object) -> base.Launch:
-        """The engine launch of a replica object; raises LaunchError or SourceError."""
+        """The engine launch of a replica object, with its engine token; raises LaunchError,
+        SourceError or TokenUnavailable."""
         try:
             spec = replicas.ReplicaSpec.model_validate(obj.get("spec") or {})
         except pydantic.ValidationError as exc:
@@ -232,7 +254,7 @@ class Agent:
         recipe = recipes.recipe_of(spec.engine)
         model = sources.model_path(spec.model.source, builtin_ok=recipe.builtin_models)
         devices = visible_devices(spec, self._device_ids(spec.pool))
-        return recipes.launch_for(
+        launch = recipes.launch_for(
             name,
             spec,
             host=self.settings.host,
@@ -240,6 +262,9 @@ class Agent:
             devices=devices,
             environ=self._environ,
         )
+        if recipe.api_key is None:
+            return launch  # a custom command: there is no telling it to require a token
+        return recipe.with_api_key(launch, self.tokens.token_for(obj))
 
     def _device_ids(self, pool: str | None) -> dict[str, list[str]]:
         for plan in self.pools:
@@ -273,6 +298,9 @@ class Agent:
         for name in gone:
             self._failed.pop(name, None)
             self._launched.pop(name, None)
+        for name in [n for n in self._waiting if n not in objects]:
+            del self._waiting[name]
+        self.tokens.keep_only(list(objects.values()))
         self.reporter.forget({n for n in self.reporter.releasing() if n not in objects})
 
     def _set_targets(self, objects: dict[str, Object], engines: dict[str, Any]) -> None:
@@ -286,8 +314,10 @@ class Agent:
             except pydantic.ValidationError:
                 continue
             path = recipes.metrics_path(spec.engine)
-            names = recipes.recipe_of(spec.engine).metrics
-            targets[name] = scraper.Target(engine.url + path, names)
+            recipe = recipes.recipe_of(spec.engine)
+            guarded = recipe.api_key is not None and recipe.api_key.metrics_need_key
+            token = self.tokens.held(obj) if guarded else None
+            targets[name] = scraper.Target(engine.url + path, recipe.metrics, token=token)
         if targets != self._targets:
             self._targets = targets
             self.scraper.set_targets(targets)

@@ -121,8 +121,9 @@ class Recipe:
 
     def with_api_key(self, launch: base.Launch, token: str) -> base.Launch:
         """`launch` with the engine told to require `token`: through its variable where it
-        reads one, else its flag. LaunchError where the engine takes no token, or the
-        replica's own args already give one."""
+        reads one, else its flag. The launch names the token by a placeholder (base.TOKEN)
+        and carries it beside, in memory only. LaunchError where the engine takes no token,
+        or the replica's own args already give one."""
         intake = self.api_key
         if intake is None:
             raise LaunchError(f"the {self.name} engine cannot require an API key")
@@ -132,8 +133,10 @@ class Recipe:
                 f" of its own, so remove {intake.flag} from the args"
             )
         if intake.env is not None:
-            return dataclasses.replace(launch, env={**launch.env, intake.env: token})
-        return dataclasses.replace(launch, command=(*launch.command, intake.flag, token))
+            env = {**launch.env, intake.env: base.TOKEN}
+            return dataclasses.replace(launch, env=env, token=token)
+        command = (*launch.command, intake.flag, base.TOKEN)
+        return dataclasses.replace(launch, command=command, token=token)
 
 
 RECIPES: dict[str, Recipe] = {

@@ -6,7 +6,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import httpx
@@ -19,13 +19,15 @@ log = logging.getLogger(__name__)
 
 TIMEOUT_S = 3.0
 
-Fetch = Callable[[str], str | None]
-"""GETs a metrics URL; the text, or None when the engine did not answer 200."""
+Fetch = Callable[[str, str | None], str | None]
+"""GETs a metrics URL (with the engine's token as a bearer, when given); the text, or None
+when the engine did not answer 200."""
 
 
-def http_fetch(url: str) -> str | None:
+def http_fetch(url: str, token: str | None) -> str | None:
+    headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
     try:
-        response = httpx.get(url, timeout=TIMEOUT_S)
+        response = httpx.get(url, headers=headers, timeout=TIMEOUT_S)
     except httpx.HTTPError:
         return None
     return response.text if response.status_code == 200 else None
@@ -36,6 +38,9 @@ class Target:
     url: str
     """The engine's metrics URL."""
     names: MetricNames
+    token: str | None = field(default=None, repr=False)
+    """The engine's token, for engines whose /metrics requires it (llama.cpp's server); the
+    others keep /metrics open, as vLLM does, and are scraped without it."""
 
 
 class Scraper:
@@ -71,7 +76,7 @@ class Scraper:
         with self._lock:
             targets = dict(self._targets)
         for name, target in targets.items():
-            text = self._fetch(target.url)
+            text = self._fetch(target.url, target.token)
             if text is None:
                 continue
             current = load.sample(

@@ -116,6 +116,10 @@ class ReplicaStatus(meta.Status):
     """When the agent last probed the engine's health."""
     message: str = ""
     """Why the replica is not Ready, e.g. the engine's last log line before it exited."""
+    engineTokenSecret: meta.DnsLabel | None = None
+    """The Secret in inferplane-system (engine-<replica uid>) holding the token the replica's
+    engine requires as `Authorization: Bearer`, set by the control plane once it made one; the
+    agent starts the engine only after it is set, and never shows the token."""
 
 
 class Replica(meta.Resource[ReplicaSpec, ReplicaStatus]):

@@ -22,6 +22,9 @@ ENGINE_TOKEN: Final = "inferplane.dev/engine-token"
 """The type of a per-replica engine token, made by the control plane in SYSTEM_NAMESPACE."""
 
 ENGINE_TOKEN_KEY: Final = "token"
+"""The key of an engine-token Secret that holds the token."""
+ENGINE_TOKEN_NAMESPACE: Final = "inferplane-system"
+"""Where engine-token Secrets live: no tenant reads or references a Secret there."""
 REPLICA_NAMESPACE_LABEL: Final = "inferplane.dev/replica-namespace"
 REPLICA_NAME_LABEL: Final = "inferplane.dev/replica-name"
 
@@ -40,9 +43,20 @@ def check_key(key: str) -> str:
 SecretKey = Annotated[str, AfterValidator(check_key)]
 
 
+_ENGINE_TOKEN_NAME = re.compile(
+    r"^engine-([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$"
+)
+
+
 def engine_token_name(replica_uid: str) -> str:
     """The name of a replica's engine-token Secret in the system namespace."""
     return f"engine-{replica_uid}"
+
+
+def replica_uid_of(name: str) -> str | None:
+    """The replica uid an engine-token Secret's name carries; None for any other name."""
+    found = _ENGINE_TOKEN_NAME.match(name)
+    return found.group(1) if found else None
 
 
 class SecretSpec(meta.Model):

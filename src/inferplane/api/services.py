@@ -253,6 +253,10 @@ class EndpointSpec(meta.Model):
     """Model name to send upstream in place of the client's; unset passes it unchanged."""
     apiKeySecretRef: SecretRef | None = None
     """Where the gateway finds the upstream's API key, for external endpoints."""
+    engineTokenSecret: meta.DnsLabel | None = None
+    """Set by the control plane on a replica's Endpoint, never accepted from a client: the
+    Secret in inferplane-system (engine-<replica uid>) holding the token the engine requires;
+    the gateway sends it as `Authorization: Bearer` in place of anything the client sent."""
 
     @model_validator(mode="after")
     def _replica_unless_external(self) -> EndpointSpec:

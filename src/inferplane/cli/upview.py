@@ -39,7 +39,8 @@ def watch_replicas(
                 "Replica", namespace=NAMESPACE, label_selector=f"{DEPLOYMENT_LABEL}={DEMO}"
             ).items
             found.sort(key=lambda r: r["metadata"]["name"])
-            # A Ready left over from the last run may name an engine that is gone: ask it.
+            # A Ready left over from the last run may name an engine that is gone: ask it
+            # (its health: every other route wants the replica's engine token).
             ready = [r for r in found if _phase(r) == "Ready" and answers(r["status"].get("url"))]
             live.update(_replica_table(found, wanted, model_dir))
             if len(ready) >= wanted or time.monotonic() > deadline:
@@ -79,7 +80,7 @@ def answers(url: str | None) -> bool:
     if not url:
         return False
     try:
-        return httpx.get(f"{url.rstrip('/')}/v1/models", timeout=2.0).status_code == 200
+        return httpx.get(f"{url.rstrip('/')}/health", timeout=2.0).status_code == 200
     except httpx.HTTPError:
         return False
 

@@ -182,6 +182,8 @@ async def _subject(request: Request, info: KindInfo, obj: dict[str, Any]) -> dic
 def _refuse_client_fields(info: KindInfo, body: Any) -> None:
     if info.kind == "Secret":
         control_secrets.refuse_client_fields(body)
+    elif info.kind == "Endpoint":
+        control_secrets.refuse_endpoint_fields(body)
 
 
 def _sealed(

@@ -38,6 +38,16 @@ def refuse_client_fields(body: Any) -> None:
         raise errors.invalid("Secret", name, [cause])
 
 
+def refuse_endpoint_fields(body: Any) -> None:
+    """An Endpoint's engine token is named by the control plane alone: a client naming one
+    could have gateways send a replica's token wherever the Endpoint's URL points."""
+    spec = body.get("spec") if isinstance(body, dict) else None
+    if isinstance(spec, dict) and spec.get("engineTokenSecret") is not None:
+        name = str((body.get("metadata") or {}).get("name", ""))
+        message = "is set by the control plane on a replica's Endpoint: leave it out"
+        raise errors.invalid("Endpoint", name, [errors.Cause("spec.engineTokenSecret", message)])
+
+
 def seal(box: SecretBox, obj: Object, kept: dict[str, str] | None = None) -> Object:
     """`obj` (validated) with its values sealed; `kept` are sealed values of the live object
     that the write leaves in place."""
@@ -118,6 +128,9 @@ def check_reference(obj: Object, settings: ControlSettings) -> None:
     ref = (obj.get("spec") or {}).get("apiKeySecretRef") or {}
     name = obj["metadata"]["name"]
     field = "spec.apiKeySecretRef"
+    if ref.get("name") is not None and api_secrets.replica_uid_of(ref["name"]) is not None:
+        message = f"{ref['name']!r} is a replica's engine token: only agents and gateways hold one"
+        raise errors.invalid("Endpoint", name, [errors.Cause(f"{field}.name", message)])
     if ref.get("env") is not None and ref["env"] not in settings.allow_secret_env:
         message = f"environment variable {ref['env']!r} is not allowlisted (--allow-secret-env)"
         raise errors.invalid("Endpoint", name, [errors.Cause(f"{field}.env", message)])

@@ -145,6 +145,10 @@ def _background(plane: ControlPlane) -> list[asyncio.Task[None]]:
 
         runs = elector.run(lambda: _controllers(plane), on_change=on_change)
         tasks.append(asyncio.create_task(runs, name="leader-election"))
+    else:
+        # Credentials are not decisions: a replica written by hand still gets its engine token.
+        credentials = _controllers(plane, everything=False)
+        tasks.append(asyncio.create_task(credentials, name="credentials"))
     return tasks
 
 
@@ -152,8 +156,9 @@ def _identity(settings: ControlSettings) -> str:
     return f"{socket.gethostname()}:{settings.port}:{os.getpid()}"
 
 
-async def _controllers(plane: ControlPlane) -> None:
-    """Every reconcile loop; runs only on the replica that holds the controllers lease."""
+async def _controllers(plane: ControlPlane, *, everything: bool = True) -> None:
+    """Every reconcile loop; runs only on the replica that holds the controllers lease. Without
+    `everything`, only those that issue credentials (the control plane's --no-controllers)."""
     loop = asyncio.get_running_loop()
 
     def notify() -> None:
@@ -161,7 +166,12 @@ async def _controllers(plane: ControlPlane) -> None:
 
     objects = Objects(plane.store, notify)
     recorder = EventRecorder(plane.store, component="control-plane", on_write=notify)
-    controllers = controllers_.build(objects, recorder)
+    box = plane.secretbox
+    controllers = (
+        controllers_.build(objects, recorder, box=box)
+        if everything
+        else controllers_.build_credentials(objects, box=box)
+    )
     runners = [
         ControllerRunner(c, plane.store, plane.hub, plane.metrics, workers=getattr(c, "workers", 2))
         for c in controllers

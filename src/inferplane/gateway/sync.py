@@ -31,6 +31,8 @@ STATE_FILE = "routing-table.json"
 SAVE_DELAY = 0.5
 """Seconds to gather changes before writing the table to disk."""
 RETRY = Backoff(base=1.0, cap=15.0)
+SECRET_RETRY_SECONDS = 2.0
+"""Delay before asking again for values that could not be read."""
 
 
 class TableSync:
@@ -122,6 +124,7 @@ class TableSync:
         if not self.objects.apply(kind, event_type, obj):
             return
         if kind in ("Endpoint", "Secret"):
+            self.objects.forget_unreferenced()
             self._fetch_secrets()
         if not self._rebuild_pending:
             self._rebuild_pending = True
@@ -131,8 +134,9 @@ class TableSync:
             self._loop.call_later(SAVE_DELAY, self._save)
 
     def _fetch_secrets(self) -> None:
-        """Read the values of the Secrets that Endpoints reference, off the loop; one fetch at
-        a time, and another pass after it for what changed meanwhile."""
+        """Read the values of the Secrets that Endpoints reference (their API keys, and the
+        engine tokens of replicas), off the loop; one fetch at a time, another pass after it
+        for what changed meanwhile, and one a moment later for what could not be read."""
         wanted = self.objects.wanted_secrets()
         if self._fetching or not wanted or self._make_client is None:
             return
@@ -159,11 +163,16 @@ class TableSync:
 
         def done(future: asyncio.Future[dict[NsName, tuple[str, dict[str, str]]]]) -> None:
             self._fetching = False
+            got = {}
             if not future.cancelled() and future.exception() is None:
-                self.objects.values.update(future.result())
+                got = future.result()
+                self.objects.values.update(got)
+                self.objects.forget_unreferenced()  # an Endpoint may have gone meanwhile
                 self._rebuild()
             if self.objects.wanted_secrets().keys() - wanted.keys():
                 self._fetch_secrets()
+            elif wanted.keys() - got.keys() and not self._stop.is_set():
+                self._loop.call_later(SECRET_RETRY_SECONDS, self._fetch_secrets)
 
         self._loop.run_in_executor(None, fetch).add_done_callback(done)
 

@@ -19,6 +19,7 @@ import pydantic
 
 from inferplane import logs
 from inferplane.api import apikeys, services
+from inferplane.api import secrets as api_secrets
 from inferplane.gateway.wire.upstream import Origin
 from inferplane.policy import quotas
 
@@ -52,7 +53,8 @@ class EndpointEntry:
     ready: bool
     upstream_model: str | None
     auth: bytes | None
-    """The value of the Authorization header for an external upstream, from its secret."""
+    """The value of the Authorization header sent upstream: an external upstream's key, or a
+    replica's engine token; never what the client sent."""
 
 
 @dataclass(frozen=True)
@@ -112,18 +114,34 @@ class Objects:
 
     def wanted_secrets(self) -> dict[NsName, str]:
         """Secrets that Endpoints reference and whose values are not read at their current
-        version: (namespace, name) → resourceVersion."""
+        version: (namespace, name) → resourceVersion. A replica's engine token never changes:
+        it is wanted until it is held."""
         stale = {}
         for (ns, _), obj in self.by_kind["Endpoint"].items():
-            ref = (obj.get("spec") or {}).get("apiKeySecretRef") or {}
+            spec = obj.get("spec") or {}
+            token = engine_token_of(spec)
+            if token is not None and token not in self.values:
+                known = self.by_kind["Secret"].get(token) or {"metadata": {}}
+                stale[token] = str(known["metadata"].get("resourceVersion", ""))
+            ref = spec.get("apiKeySecretRef") or {}
             secret = self.by_kind["Secret"].get((ns, ref.get("name") or ""))
-            if secret is None:
-                continue
+            if secret is None or _is_engine_token(secret):
+                continue  # an engine token goes only to its replica's engine
             version = str(secret["metadata"].get("resourceVersion", ""))
             held = self.values.get((ns, ref["name"]))
             if held is None or held[0] != version:
                 stale[(ns, ref["name"])] = version
         return stale
+
+    def forget_unreferenced(self) -> None:
+        """Drop the values no Endpoint references any more (a deleted replica's token)."""
+        referenced = set()
+        for (ns, _), obj in self.by_kind["Endpoint"].items():
+            spec = obj.get("spec") or {}
+            referenced.add(engine_token_of(spec))
+            referenced.add((ns, (spec.get("apiKeySecretRef") or {}).get("name") or ""))
+        for key in [k for k in self.values if k not in referenced]:
+            del self.values[key]
 
     def apply(self, kind: str, event_type: str, obj: Object) -> bool:
         """Apply one watch event; True when something changed."""
@@ -147,6 +165,18 @@ class Objects:
     def load(self, data: dict[str, list[Object]]) -> None:
         for kind in KINDS:
             self.by_kind[kind] = {_key(o): o for o in data.get(kind) or []}
+
+
+def engine_token_of(spec: Object) -> NsName | None:
+    """The engine-token Secret a replica's Endpoint names; None for an external upstream."""
+    name = spec.get("engineTokenSecret")
+    if spec.get("external") or not isinstance(name, str):
+        return None
+    return api_secrets.ENGINE_TOKEN_NAMESPACE, name
+
+
+def _is_engine_token(secret: Object) -> bool:
+    return (secret.get("spec") or {}).get("type") == api_secrets.ENGINE_TOKEN
 
 
 def _key(obj: Object) -> NsName:
@@ -241,6 +271,15 @@ def _endpoint(obj: Object, objects: Objects) -> EndpointEntry | None:
             )
             return None
         auth = b"Bearer " + secret.encode()
+    token_secret = engine_token_of(obj.get("spec") or {})
+    if token_secret is not None:
+        held = objects.values.get(token_secret)
+        token = held[1].get(api_secrets.ENGINE_TOKEN_KEY) if held else None
+        if not token:
+            # Not routed until its token is known: the engine would refuse every request.
+            logs.event(log, "endpoint token pending", endpoint=f"{ns}/{name}")
+            return None
+        auth = b"Bearer " + token.encode()
     return EndpointEntry(
         ns,
         name,
@@ -257,6 +296,8 @@ def _endpoint(obj: Object, objects: Objects) -> EndpointEntry | None:
 def read_secret(ref: services.SecretRef, namespace: str, objects: Objects) -> str | None:
     """The secret a reference points at, or None when it is not there (or not allowed)."""
     if ref.name is not None:
+        if namespace == api_secrets.ENGINE_TOKEN_NAMESPACE and api_secrets.replica_uid_of(ref.name):
+            return None  # an engine token goes only to its replica's engine
         held = objects.values.get((namespace, ref.name))
         return held[1].get(ref.key or "") or None if held else None
     if ref.env is not None:

@@ -187,22 +187,34 @@ class FakeRuntime:
         pass
 
 
+UID = "0b6f2a4e-1c3d-4e5f-8a9b-0c1d2e3f4a5b"
+ENGINE_TOKEN = f"engine-{UID}"
+
+
 def test_one_agent_loop_starts_reports_drains_and_releases(tmp_path: Path) -> None:
     runtime = FakeRuntime()
     h100 = discovery.PoolPlan(
         "h100", {"nodeCount": 2}, {"gpu": ["GPU-a", "GPU-b", "GPU-c", "GPU-d"]}
     )
+    api = fake.FakeResourceApi()
+    api.revealed[("inferplane-system", ENGINE_TOKEN)] = {"token": "tok-loop"}
     settings = agent.AgentSettings(control=fake.SERVER, token=fake.TOKEN, cluster="eu-1",
                                    data_dir=tmp_path)  # fmt: skip
-    plane = agent.Agent(settings, runtime, [h100], environ={})
-    obj = bound(finalizers=[reconcile.AGENT_STOP], generation=1)
+    plane = agent.Agent(settings, runtime, [h100], environ={}, make_client=lambda: client_of(api))
+    obj = bound(finalizers=[reconcile.AGENT_STOP], generation=1, uid=UID)
     plane.cache.apply(api_client.WatchEvent("RESYNC", {"items": [obj]}))
+    plane.step()
+    assert runtime.started == {}  # no engine token issued yet: the engine waits for one
+    obj["status"]["engineTokenSecret"] = ENGINE_TOKEN
+    plane.cache.apply(api_client.WatchEvent("MODIFIED", obj))
     plane.step()
     launch = runtime.started["default/chat-0"]
     assert launch.env["CUDA_VISIBLE_DEVICES"] == "GPU-a,GPU-c"  # node 1's devices, by id
     assert launch.command[-5:] == ("demo", "--host", "127.0.0.1", "--port", "{port}")
+    assert launch.token == "tok-loop"
+    assert launch.environment()["INFERPLANE_ENGINE_API_KEY"] == "tok-loop"
+    assert "tok-loop" not in repr(launch.to_dict())
 
-    api = fake.FakeResourceApi()
     api.add(obj)
     client = client_of(api)
     plane.reporter.flush(client)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 import pytest
 
 from inferplane.agent import recipes, sources
+from inferplane.agent.runtime import base
 from inferplane.api import replicas
 
 
@@ -130,9 +132,12 @@ def test_remote_sources_fail_with_what_to_do(source: str) -> None:
 def test_the_api_key_goes_in_the_engines_own_variable(recipe: str, variable: str) -> None:
     made = launch(recipe=recipe, env={variable: "the-users"})
     keyed = recipes.RECIPES[recipe].with_api_key(made, "tok-1")
-    assert keyed.env[variable] == "tok-1"  # the replica's token wins over spec.engine.env
+    assert keyed.environment()[variable] == "tok-1"  # the token wins over spec.engine.env
     assert "tok-1" not in keyed.argv(9000)  # not in `ps`
-    assert keyed.fingerprint() != made.fingerprint()  # a new token replaces the engine
+    assert keyed.fingerprint() != made.fingerprint()  # the engine is replaced to take one
+    assert "tok-1" not in json.dumps(keyed.to_dict()) + repr(keyed)  # nor in the state file
+    other = recipes.RECIPES[recipe].with_api_key(made, "tok-2")
+    assert other.fingerprint() == keyed.fingerprint()  # the fingerprint holds no token
 
 
 def test_sglang_reads_no_variable_so_the_flag_carries_the_key() -> None:
@@ -142,6 +147,17 @@ def test_sglang_reads_no_variable_so_the_flag_carries_the_key() -> None:
     keyed = recipes.RECIPES["sglang"].with_api_key(made, "tok-1")
     assert keyed.argv(9000)[-3:] == ["--api-key", "tok-1", "--tp=2"]  # user args stay last
     assert keyed.env == made.env
+    assert "tok-1" not in json.dumps(keyed.to_dict())
+
+
+def test_a_launch_read_back_without_its_token_cannot_be_started() -> None:
+    keyed = recipes.RECIPES["reference"].with_api_key(launch(recipe="reference"), "tok-1")
+    restored = base.Launch.from_dict(keyed.to_dict())
+    assert restored.needs_token and restored.token is None
+    assert restored.fingerprint() == keyed.fingerprint()
+    with pytest.raises(base.RuntimeFailure, match="needs its engine token"):
+        restored.environment()
+    assert not launch(recipe="reference").needs_token
 
 
 def test_only_llamacpp_guards_its_metrics() -> None:

@@ -23,6 +23,11 @@ CRASH_LOOP_AFTER = 3
 PORT = "{port}"
 """Placeholder in a launch command for the port the runtime picks."""
 
+TOKEN = "{engine_token}"
+"""Placeholder, as a whole command item or environment value, for the engine's token: the
+launch keeps the placeholder (so the state file and the fingerprint never hold the token) and
+the runtime puts `Launch.token` in its place when it starts the process."""
+
 
 class RuntimeFailure(Exception):
     """Root of the errors a runtime raises."""
@@ -54,9 +59,30 @@ class Launch:
     """Seconds the engine may take to turn healthy before it counts as crashed."""
     image: str | None = None
     """Container image, for runtimes that run containers."""
+    token: str | None = field(default=None, compare=False, repr=False)
+    """The engine's token, in memory only: never in `to_dict` (the state file), the
+    fingerprint or a repr. None in a launch read back from the state file, until the agent
+    hands it over again."""
+
+    @property
+    def needs_token(self) -> bool:
+        """The command or environment takes the token: the engine must not start without it."""
+        return TOKEN in self.command or TOKEN in self.env.values()
 
     def argv(self, port: int) -> list[str]:
-        return [item.replace(PORT, str(port)) for item in self.command] + list(self.args)
+        command = [item.replace(PORT, str(port)) for item in self.command]
+        return [self._filled(item) for item in command] + list(self.args)
+
+    def environment(self) -> dict[str, str]:
+        """`env` with the token in place of its placeholder."""
+        return {key: self._filled(value) for key, value in self.env.items()}
+
+    def _filled(self, item: str) -> str:
+        if item != TOKEN:
+            return item
+        if self.token is None:
+            raise RuntimeFailure(f"{self.name} needs its engine token, which it was not given")
+        return self.token
 
     def fingerprint(self) -> str:
         """Equal for equal launches: a changed fingerprint means the engine must be replaced."""
@@ -64,7 +90,9 @@ class Launch:
         return hashlib.sha256(encoded).hexdigest()[:16]
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        raw = asdict(self)
+        del raw["token"]
+        return raw
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> Launch:

@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 HIDDEN_ENV = ("INFERPLANE_TOKEN",)
 """The agent's own secrets, never passed on to engines."""
 LOG_TAIL_BYTES = 4096
+WAITING_FOR_TOKEN = "waiting for the agent to hand over its engine token"
 RESTART_BACKOFF = Backoff(base=1.0, cap=60.0)
 
 
@@ -143,7 +144,11 @@ class ProcessRuntime:
                 raise base.RuntimeFailure(
                     f"{launch.name} runs another launch; stop it before starting this one"
                 )
+            if launch.token is not None:
+                existing.launch = launch  # an adopted engine gets its token back
             return
+        if launch.needs_token and launch.token is None:
+            raise base.RuntimeFailure(f"{launch.name} needs its engine token to start")
         port = launch.port or processes.free_port(launch.host)
         engine = _Engine(launch, port)
         self._engines[launch.name] = engine
@@ -232,7 +237,7 @@ class ProcessRuntime:
             if engine.stopping:
                 del self._engines[name]
                 return True
-            if now >= engine.next_start:
+            if now >= engine.next_start and self._may_spawn(engine):
                 self._spawn(engine, now)
                 return True
             return False
@@ -255,6 +260,16 @@ class ProcessRuntime:
             and now - engine.ready_since >= self.settings.stable_after
         ):
             engine.crashes = 0
+        return False
+
+    def _may_spawn(self, engine: _Engine) -> bool:
+        """An engine read back from the state file waits for the agent to hand its token over
+        again: started without it, it would answer anyone."""
+        if not engine.launch.needs_token or engine.launch.token is not None:
+            return True
+        if not engine.message.startswith(WAITING_FOR_TOKEN):
+            engine.message = WAITING_FOR_TOKEN
+            logs.event(log, "engine waits for its token", replica=engine.launch.name)
         return False
 
     def _spawn(self, engine: _Engine, now: float) -> None:
@@ -383,7 +398,7 @@ class ProcessRuntime:
 
 def _environment(launch: base.Launch) -> dict[str, str]:
     env = {key: value for key, value in os.environ.items() if key not in HIDDEN_ENV}
-    env.update(launch.env)
+    env.update(launch.environment())
     return env
 
 

@@ -3,18 +3,29 @@
 deployments (Deployment → Replicas, rollouts; the plan itself in rollouts, the replica
 template in templates), scheduling (binding replicas to pools and releasing them; the Pool
 writes in allocations), clusters (heartbeat health, eviction, drain), endpoints (one
-Endpoint per Ready replica) and quotas (each Quota's replicas and devices in use).
+Endpoint per Ready replica), quotas (each Quota's replicas and devices in use) and
+enginetokens (each replica's engine token, and its removal with the replica).
 """
 
 from __future__ import annotations
 
-from inferplane.control.controllers import clusters, deployments, endpoints, quotas, scheduling
+from inferplane.control.controllers import (
+    clusters,
+    deployments,
+    endpoints,
+    enginetokens,
+    quotas,
+    scheduling,
+)
 from inferplane.control.runtime.controller import Reconciler
 from inferplane.control.runtime.events import EventRecorder
 from inferplane.control.runtime.objects import Clock, Objects, utcnow
+from inferplane.control.secretbox import SecretBox
 
 
-def build(objects: Objects, recorder: EventRecorder, *, clock: Clock = utcnow) -> list[Reconciler]:
+def build(
+    objects: Objects, recorder: EventRecorder, *, box: SecretBox, clock: Clock = utcnow
+) -> list[Reconciler]:
     """Every controller the leader runs, sharing one store access and one event recorder."""
     return [
         deployments.DeploymentController(objects, recorder, clock=clock),
@@ -22,4 +33,15 @@ def build(objects: Objects, recorder: EventRecorder, *, clock: Clock = utcnow) -
         clusters.ClusterController(objects, recorder, clock=clock),
         endpoints.EndpointController(objects),
         quotas.QuotaController(objects),
+        *build_credentials(objects, box=box),
+    ]
+
+
+def build_credentials(objects: Objects, *, box: SecretBox) -> list[Reconciler]:
+    """The controllers that issue credentials rather than decide anything: they run even on a
+    control plane started without controllers, so a replica written by hand gets the engine
+    token its agent waits for."""
+    return [
+        enginetokens.EngineTokenController(objects, box),
+        enginetokens.EngineTokenCollector(objects),
     ]

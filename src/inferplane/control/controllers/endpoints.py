@@ -7,6 +7,8 @@ replica's cluster is not heard from, or the replica's phase is Unknown (the clus
 marks the replicas of a NotReady cluster so), so gateways stop routing there at once, before
 any eviction; an Unknown replica keeps the Endpoint it had, and gets none if it had none.
 The Endpoint goes as soon as the replica is anything else but Ready (Draining included).
+`spec.engineTokenSecret` names the replica's engine token (controllers/enginetokens.py), which
+gateways send to the engine.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from inferplane.api import meta, services, wellknown
+from inferplane.api import meta, secrets, services, wellknown
 from inferplane.control.runtime.controller import Key, Result, Watch
 from inferplane.control.runtime.objects import Objects
 
@@ -108,6 +110,9 @@ class EndpointController:
                 replica=rmeta["name"],
                 cluster=spec["cluster"],
                 region=_region(cluster) if cluster is not None else "",
+                # From the uid, not the replica's status: an agent writes that status, and must
+                # not make gateways send it another replica's token.
+                engineTokenSecret=secrets.engine_token_name(rmeta["uid"]),
             ),
             status=services.EndpointStatus(
                 ready=phase == "Ready" and cluster is not None and _liveness(cluster),
