@@ -102,8 +102,8 @@ def trust(context: ssl.SSLContext, ca_file: Path) -> None:
 def client_tls(
     ca_bundle: Path | str | None, cert: Path | str | None = None, key: Path | str | None = None
 ) -> ClientTLS | None:
-    """A ClientTLS for the given files, or None when there are none (the system's CAs)."""
-    """ValueError for a key without its certificate."""
+    """A ClientTLS for the given files, or None when there are none (the system's CAs);
+    ValueError for a key without its certificate."""
     if ca_bundle is None and cert is None and key is None:
         return None
     return ClientTLS(

@@ -36,7 +36,7 @@ from tests.support import pki, tiny_model
 from tests.support.agent_process import AgentProcess
 from tests.support.control import ControlProcess
 from tests.support.engine_process import wait_for
-from tests.support.gateway_process import GatewayProcess, api_key
+from tests.support.gateway_process import GatewayProcess, StubProcess, api_key, endpoint, service
 
 pytestmark = pytest.mark.integration
 
@@ -430,3 +430,31 @@ def test_a_rotated_server_certificate_is_served_after_a_restart_and_the_agent_ca
     finally:
         agent.stop()
         control.stop()
+
+
+@pytest.mark.parametrize("trusted", [True, False])
+def test_the_gateway_verifies_an_https_upstream_against_its_upstream_ca_bundle(
+    tmp_path: Path, trusted: bool
+) -> None:
+    private = pki.server_files(trustme.CA(), tmp_path / "upstream-pki")
+    upstream = StubProcess(tmp_path, "private", tls=private).start()
+    config = [
+        service("private", [{"deployment": "p"}]),
+        endpoint("p-0", upstream.url, "p"),
+        api_key("k", "sk-tls"),
+    ]
+    extra = ["--upstream-ca-bundle", str(private.ca)] if trusted else []
+    gateway = GatewayProcess(tmp_path, config=config, extra=extra).start()
+    try:
+        body = {"model": "private", "messages": [{"role": "user", "content": "hi"}]}
+        with gateway.http("sk-tls") as http:
+            answer = http.post("/v1/chat/completions", json=body)
+        if trusted:
+            assert answer.status_code == 200, answer.text
+            assert answer.json()["choices"][0]["message"]["content"] == "answer from private"
+        else:
+            assert answer.status_code >= 500, "the system's CAs do not know the private one"
+            assert upstream.stats()["requests"] == 0, "no request crossed an unverified link"
+    finally:
+        gateway.stop()
+        upstream.stop()

@@ -65,10 +65,17 @@ class StubProcess:
     extra: list[str] = field(default_factory=list)
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
+    tls: pki.ServerFiles | None = None
+    """Serve HTTPS with these files (a private upstream); its probe verifies against its CA."""
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        scheme = "https" if self.tls is not None else "http"
+        return f"{scheme}://127.0.0.1:{self.port}"
+
+    @property
+    def verify(self) -> ssl.SSLContext | bool:
+        return pki.client_context(self.tls.ca) if self.tls is not None else True
 
     def start(self) -> StubProcess:
         args = [
@@ -83,14 +90,16 @@ class StubProcess:
             self.mode,
             *self.extra,
         ]
+        if self.tls is not None:
+            args += ["--tls-cert", str(self.tls.cert), "--tls-key", str(self.tls.key)]
         log = self.workdir / f"stub-{self.name}.log"
         with log.open("ab") as out:
             self.process = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT)
-        _wait_http(f"{self.url}/stats", self.process, log, 20.0)
+        _wait_http(f"{self.url}/stats", self.process, log, 20.0, self.verify)
         return self
 
     def stats(self) -> dict[str, Any]:
-        return httpx.get(f"{self.url}/stats").json()  # type: ignore[no-any-return]
+        return httpx.get(f"{self.url}/stats", verify=self.verify).json()  # type: ignore[no-any-return]
 
     def stop(self) -> None:
         _stop(self.process)

@@ -176,12 +176,21 @@ def main() -> None:
     parser.add_argument("--chunks", type=int, default=8)
     parser.add_argument("--break-after", type=int, default=3)
     parser.add_argument("--delay", type=float, default=0.0)
+    parser.add_argument("--tls-cert", help="serve HTTPS with this certificate (and --tls-key)")
+    parser.add_argument("--tls-key")
     args = parser.parse_args()
     if args.mode == "close":
         asyncio.run(_closer(args.port))
         return
     app = make_app(args.name, args.mode, args.chunks, args.break_after, args.delay)
-    uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning")
+    uvicorn.run(
+        app,
+        host="127.0.0.1",
+        port=args.port,
+        log_level="warning",
+        ssl_certfile=args.tls_cert,
+        ssl_keyfile=args.tls_key,
+    )
 
 
 if __name__ == "__main__":

@@ -178,15 +178,15 @@ class Pool:
 
     async def _connect(self, origin: Origin, timeout: float) -> Conn:
         loop = asyncio.get_running_loop()
-        tls = self._tls if origin.tls else None
+        context = self._tls if origin.tls else None  # not `tls`: that is the module
         try:
             _, conn = await asyncio.wait_for(
                 loop.create_connection(
                     lambda: Conn(origin),
                     origin.host,
                     origin.port,
-                    ssl=tls,
-                    server_hostname=origin.host if tls else None,
+                    ssl=context,
+                    server_hostname=origin.host if context else None,
                 ),
                 timeout,
             )
