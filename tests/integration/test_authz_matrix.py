@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import json
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
@@ -106,14 +107,17 @@ class Plane:
         assert answer.status_code == 201, f"{subject.label} {name}: {answer.text}"
 
     def state(self, subject: Subject, name: str) -> str | None:
-        """The object's resourceVersion, None when it does not exist. Checked per object, not
-        for the whole store: controllers and the audit trail write to it meanwhile."""
+        """What a denied write must leave as it was: the object's spec, labels and deletion
+        mark, None when it does not exist. Not its resourceVersion or status: controllers
+        write those meanwhile (a fresh Replica gets its engine token)."""
         answer = self.admin.get(subject.path(name))
         if answer.status_code == 404:
             return None
         assert answer.status_code == 200, answer.text
-        version: str = answer.json()["metadata"]["resourceVersion"]
-        return version
+        obj = answer.json()
+        meta = obj["metadata"]
+        kept = [obj.get("spec"), meta.get("labels"), meta.get("deletionTimestamp")]
+        return json.dumps(kept, sort_keys=True)
 
 
 # -- roles --------------------------------------------------------------------------------------
@@ -352,7 +356,7 @@ def run_cell(
         return cell, []
     problems = _denial_problems(answer, http)
     if verb in WRITES and (after := plane.state(subject, target)) != before:
-        problems.append(f"{target} changed: resourceVersion {before} -> {after}")
+        problems.append(f"{target} changed: {before} -> {after}")
     return cell, [f"{cell.line()}: {problem}" for problem in problems]
 
 
