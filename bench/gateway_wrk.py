@@ -162,7 +162,9 @@ def _serving(spec: servers.ServerSpec, url: str, tls: Path | None) -> Iterator[N
         return
     spec.log.parent.mkdir(parents=True, exist_ok=True)
     with spec.log.open("w") as log:
-        process = subprocess.Popen(spec.argv, stdout=log, stderr=subprocess.STDOUT, env=spec.env)
+        process = subprocess.Popen(
+            spec.argv, stdout=log, stderr=subprocess.STDOUT, env=spec.env, start_new_session=True
+        )
     try:
         for _ in range(200):
             try:
@@ -262,7 +264,7 @@ def report(points: list[Point]) -> None:
         if ours is None:
             continue
         ratios = []
-        for peer in (*PEERS, "ours-tls"):
+        for peer in PEERS:
             other = by.get((peer, load))
             if other and other.median_rps:
                 ratios.append(f"ours/{peer} {ours.median_rps / other.median_rps:.2f}x")
