@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -30,6 +31,7 @@ from tests.support.gateway_process import GatewayProcess, StubProcess
 pytestmark = pytest.mark.integration
 
 A, B = "team-a", "team-b"
+FLEET = "inferplane-system"
 PUBLIC = "public-model"
 SECRET, ABSENT = "secret-model", "absent-model"
 """team-b's model, and one that exists nowhere: the same length, so Content-Length matches."""
@@ -410,14 +412,38 @@ def test_the_gateways_metrics_show_a_key_only_its_own_namespace(world: Tenancy) 
     assert refused.status_code == 401
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="anonymous /metrics shows every namespace: needs an operator-only metrics listener "
-    "(gateway/process.py, reported to the lead)",
-)
 def test_the_gateways_metrics_show_no_tenant_to_an_anonymous_caller(world: Tenancy) -> None:
     _team_b_makes_noise_once(world)
-    _shows_nothing_of_b(httpx.get(f"{world.gateway.url}/metrics").text)
+    assert world.send(A, "admin", "chat", PUBLIC).status_code == 200
+    page = httpx.get(f"{world.gateway.url}/metrics")
+    assert page.status_code == 200
+    _shows_nothing_of_b(page.text)
+    assert "service=" not in page.text and A not in page.text and PUBLIC not in page.text
+    assert "inferplane_gateway_routing_table_age_seconds " in page.text, "the gateway's own"
+
+
+def test_an_operators_prometheus_scrapes_every_namespace_with_a_fleet_viewer_key(
+    world: Tenancy, tmp_path: Path
+) -> None:
+    """As docs/gateway.md's scrape_config does: a viewer key of inferplane-system, read from
+    its credentials_file (Prometheus trims the file's white space) and sent as the bearer."""
+    _team_b_makes_noise_once(world)
+    with api_client.Client(world.control.url, world.control.admin_token) as admin:
+        token = _create_key(admin, FLEET, "prometheus", "viewer")
+        try:
+            credentials = tmp_path / "gateway-metrics-token"
+            credentials.write_text(f"{token}\n")
+            bearer = {"Authorization": f"Bearer {credentials.read_text().strip()}"}
+
+            def scrape() -> httpx.Response:
+                return httpx.get(f"{world.gateway.url}/metrics", headers=bearer)
+
+            wait_for("the gateway to know the key", lambda: scrape().status_code == 200)
+            page = scrape().text
+        finally:
+            admin.delete("ApiKey", "prometheus", namespace=FLEET)
+    for service in (f"{A}/{PUBLIC}", f"{B}/{SECRET}", f"{B}/broken-model"):
+        assert f'service="{service}"' in page, service
 
 
 def _team_b_makes_noise_once(world: Tenancy) -> None:

@@ -19,6 +19,11 @@ import yaml
 from tests.support import pki
 from tests.support.control import free_port
 
+FLEET_NAMESPACE = "inferplane-system"
+FLEET_VIEWER_TOKEN = "sk-test-fleet-viewer"
+"""A viewer key of the fleet's namespace that start() adds to every static config: it sees
+every namespace's series on /metrics, as an operator's Prometheus does."""
+
 
 def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
@@ -117,6 +122,9 @@ class GatewayProcess:
     process: subprocess.Popen[bytes] | None = None
     tls: pki.ServerFiles | None = None
     """Serve HTTPS with these files; the test's probes and http() verify against its CA."""
+    metrics_token: str | None = None
+    """The key metric() reads /metrics with (anonymous, it shows no tenant's series): unset,
+    FLEET_VIEWER_TOKEN with a static config, else `token` (tests give the fleet admin's)."""
 
     @property
     def url(self) -> str:
@@ -154,11 +162,15 @@ class GatewayProcess:
             args += ["--tls-cert", str(self.tls.cert), "--tls-key", str(self.tls.key)]
         if self.config is not None:
             path = self.workdir / "gateway.yaml"
-            path.write_text(yaml.safe_dump_all(self.config))
+            viewer = api_key("fleet-viewer", FLEET_VIEWER_TOKEN, role="viewer")
+            viewer["metadata"]["namespace"] = FLEET_NAMESPACE
+            path.write_text(yaml.safe_dump_all([*self.config, viewer]))
             args += ["--config", str(path)]
+            self.metrics_token = self.metrics_token or FLEET_VIEWER_TOKEN
         else:
             assert self.control is not None and self.token is not None
             args += ["--control", self.control, "--token", self.token]
+            self.metrics_token = self.metrics_token or self.token
         with self.log_path.open("ab") as out:
             self.process = subprocess.Popen(
                 args, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **self.env}
@@ -178,9 +190,12 @@ class GatewayProcess:
         return httpx.Client(base_url=self.url, headers=headers, timeout=30.0, verify=self.verify)
 
     def metric(self, name: str, **labels: str) -> float:
-        """Sum of a metric's samples whose labels include `labels`."""
+        """Sum of a metric's samples whose labels include `labels`, read with `metrics_token`."""
+        headers = {"Authorization": f"Bearer {self.metrics_token}"} if self.metrics_token else {}
+        page = httpx.get(f"{self.url}/metrics", headers=headers, verify=self.verify)
+        page.raise_for_status()
         total = 0.0
-        for line in httpx.get(f"{self.url}/metrics", verify=self.verify).text.splitlines():
+        for line in page.text.splitlines():
             if not line.startswith(name + "{") and not line.startswith(name + " "):
                 continue
             head, _, value = line.rpartition(" ")

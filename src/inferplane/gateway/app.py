@@ -3,7 +3,7 @@
 Routes: the OpenAI APIs (/v1/chat/completions, /v1/completions, /v1/embeddings, /v1/models),
 KServe V2 (/v2/models/{model}/infer|generate|generate_stream), and /healthz, /readyz,
 /metrics. Everything but health and metrics needs an API key; /metrics shows a key only its
-own namespace's series.
+own namespace's series, and a caller without one none of any tenant.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from inferplane.gateway.accesslog import AccessLog
 from inferplane.gateway.calls import OPENAI_PATHS, Api, Call, parse_openai, parse_v2
 from inferplane.gateway.context import Context
 from inferplane.gateway.holdqueue import HoldQueue
-from inferplane.gateway.metrics import GatewayMetrics
+from inferplane.gateway.metrics import FLEET, GatewayMetrics
 from inferplane.gateway.router import Router
 from inferplane.gateway.table import KeyEntry, NsName, Table
 from inferplane.gateway.upstreams import Upstreams
@@ -36,8 +36,8 @@ log = logging.getLogger("inferplane.gateway")
 
 KEY_CACHE = 65536
 FLEET_NAMESPACE = "inferplane-system"
-"""Where a key of role admin is a fleet admin (control/auth.py's; gateway/ does not import
-control/)."""
+"""The fleet's namespace (control/auth.py's; gateway/ does not import control/): a key of it
+sees every namespace's series on /metrics."""
 _STATUS = {code: str(code) for code in range(100, 600)}
 
 V2_OPS = {
@@ -173,20 +173,22 @@ class GatewayApp:
         out.send(200, orjson.dumps({"object": "list", "data": cards}))
 
     def _metrics(self, request: Request, out: Responder) -> None:
-        """Prometheus text: to a key, only its namespace's series (a fleet admin's key sees
-        all); without one, all, for the operator's scraper."""
-        namespace = None
+        """Prometheus text: without a key, only the gateway's own series (no tenant's); to a
+        key, its namespace's too; to a key of the fleet's namespace, every namespace's (the
+        operator's Prometheus scrapes with a viewer key there)."""
+        scope = None
         if b"authorization" in request.headers:
             try:
                 key = self._authenticate(request)
             except errors.GatewayError as error:
                 out.send(error.status, error.openai_body(), headers=error.headers)
                 return
-            if (key.namespace, key.role) != (FLEET_NAMESPACE, "admin"):
-                namespace = key.namespace
+            # A key of the fleet's namespace here is its admin, deployer or viewer: the table
+            # holds no agent, gateway or join keys (table.py).
+            scope = FLEET if key.namespace == FLEET_NAMESPACE else key.namespace
         self.metrics.table_age.set((), time.time() - self.last_change)
         self._in_flight_gauges()
-        page = self.metrics.render(namespace)
+        page = self.metrics.render(scope)
         out.send(200, page, b"text/plain; version=0.0.4; charset=utf-8")
 
     def _authenticate(self, request: Request) -> KeyEntry:

@@ -3,6 +3,10 @@
 The request path only adds to plain dictionaries keyed by label tuples (no locks, no label
 objects); a collector turns them into Prometheus families when /metrics is scraped. One
 event loop thread writes them, so nothing else is needed.
+
+Who scrapes decides what the page holds (`render`): a fleet key every series, a tenant's key
+its own namespace's, an anonymous caller only the gateway's own (no series that names a
+tenant's service, endpoint or fallback target).
 """
 
 from __future__ import annotations
@@ -39,6 +43,11 @@ LATENCY_BUCKETS = (
     120,
 )
 PREFIX = "inferplane_gateway_"
+TENANT_LABEL = "service"
+"""The label ("namespace/name", or "-" for a request that reached no Service) that makes a
+series a tenant's; the endpoint and fallback-target labels only ever stand beside it."""
+FLEET = "*"
+"""The scope of a fleet key: every series (no namespace is named "*")."""
 
 Labels = tuple[str, ...]
 
@@ -59,7 +68,7 @@ class Count:
     def set(self, key: Labels, value: float) -> None:
         self.values[key] = value
 
-    def family(self, scope: str | None = None) -> Metric:
+    def family(self, scope: str | None) -> Metric:
         kind = GaugeMetricFamily if self.gauge else CounterMetricFamily
         family = kind(self.name, self.doc, labels=list(self.labels))
         for key, value in _scoped(self.values, self.labels, scope):
@@ -85,7 +94,7 @@ class Spread:
         counts[bisect.bisect_left(self.buckets, value)] += 1
         counts[-1] += value
 
-    def family(self, scope: str | None = None) -> Metric:
+    def family(self, scope: str | None) -> Metric:
         family = HistogramMetricFamily(self.name, self.doc, labels=list(self.labels))
         for key, counts in _scoped(self.values, self.labels, scope):
             running, cumulative = 0.0, []
@@ -96,7 +105,9 @@ class Spread:
         return family
 
 
-class GatewayMetrics(Collector):
+class GatewayMetrics:
+    """Every metric of the gateway; `render` makes the page one caller may see."""
+
     def __init__(self) -> None:
         self.requests = Count(
             "requests",
@@ -161,31 +172,29 @@ class GatewayMetrics(Collector):
             (),
             gauge=True,
         )
-        self.registry = CollectorRegistry()
-        self.registry.register(self)
-
-    def collect(self) -> Iterator[Metric]:
-        return self.families(None)
 
     def families(self, scope: str | None) -> Iterator[Metric]:
+        """Without a scope the families with a service label are left out, not shown empty:
+        the anonymous page lists only what it can show."""
         for metric in vars(self).values():
-            if isinstance(metric, Count | Spread):
+            if isinstance(metric, Count | Spread) and (
+                scope is not None or TENANT_LABEL not in metric.labels
+            ):
                 yield metric.family(scope)
 
-    def render(self, namespace: str | None = None) -> bytes:
-        """The whole page; with `namespace`, only the series of that namespace's services
-        (and those of none, such as the table's age): what a tenant's key may see."""
-        if namespace is None:
-            return generate_latest(self.registry)
+    def render(self, scope: str | None) -> bytes:
+        """The page as `scope` sees it: FLEET every series; a namespace the series of its own
+        services and the gateway's own (such as the table's age); None (no key) the gateway's
+        own only, without the families whose every series is a tenant's."""
         registry = CollectorRegistry()
-        registry.register(_Scoped(self, namespace + "/"))
+        registry.register(_Scoped(self, scope))
         return generate_latest(registry)
 
 
 class _Scoped(Collector):
-    """One namespace's view of the gateway's metrics, for one scrape."""
+    """One caller's view of the gateway's metrics, for one scrape."""
 
-    def __init__(self, metrics: GatewayMetrics, scope: str) -> None:
+    def __init__(self, metrics: GatewayMetrics, scope: str | None) -> None:
         self.metrics, self.scope = metrics, scope
 
     def collect(self) -> Iterator[Metric]:
@@ -198,10 +207,14 @@ V = TypeVar("V")
 def _scoped(
     values: dict[Labels, V], labels: Labels, scope: str | None
 ) -> Iterable[tuple[Labels, V]]:
-    """The series whose `service` label ("namespace/name") starts with `scope`; all when
-    `scope` is None or the metric has no service label. Requests that named no service of
-    anyone ("-") are every tenant's together, so they are not one tenant's to see."""
-    if scope is None or "service" not in labels:
+    """The series `scope` may see: all of a metric without a service label; of one with it,
+    all to FLEET, none to None (no key), and to a namespace those whose service
+    ("namespace/name") is its. Requests that named no service of anyone ("-") are every
+    tenant's together, so they are not one tenant's to see."""
+    if scope == FLEET or TENANT_LABEL not in labels:
         return values.items()
-    at = labels.index("service")
-    return [(key, value) for key, value in values.items() if key[at].startswith(scope)]
+    if scope is None:
+        return ()
+    prefix = f"{scope}/"
+    at = labels.index(TENANT_LABEL)
+    return [(key, value) for key, value in values.items() if key[at].startswith(prefix)]
