@@ -13,7 +13,7 @@ import itertools
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -102,14 +102,16 @@ class GatewayApp:
 
     # -- dispatch --------------------------------------------------------------------------
 
-    async def handle(self, request: Request, out: Responder) -> None:
+    def handle(self, request: Request, out: Responder) -> Awaitable[None] | None:
+        """Answer now, or return what answers (an inference: no coroutine frame of its own
+        between the server and the request's work)."""
         path = request.path
         api = OPENAI_PATHS.get(path)
         if api is not None:
-            await self._inference(request, out, api, None)
-        elif path.startswith(b"/v2/models/"):
-            await self._v2(request, out)
-        elif path == b"/v1/models":
+            return self._inference(request, out, api, None)
+        if path.startswith(b"/v2/models/"):
+            return self._v2(request, out)
+        if path == b"/v1/models":
             self._models(request, out)
         elif path in (b"/healthz", b"/health"):
             out.send(200, b'{"status":"ok"}')
@@ -121,6 +123,7 @@ class GatewayApp:
         else:
             error = errors.not_found(path.decode("latin-1"))
             out.send(404, error.openai_body())
+        return None
 
     def on_error(self, request: Request, out: Responder) -> None:
         """An unexpected exception before anything was sent: a 500, logged."""
@@ -237,31 +240,33 @@ class GatewayApp:
     # -- after each request ----------------------------------------------------------------
 
     def _account(self, ctx: Context, call: Call | None) -> None:
-        service, tokens = ctx.service, ctx.prompt_tokens + ctx.completion_tokens
-        label = f"{service.namespace}/{service.name}" if service else "-"
-        cost = 0.0
+        service, m = ctx.service, self.metrics
+        endpoint = ctx.endpoint.name if ctx.endpoint else "-"
+        status = _STATUS.get(ctx.status) or str(ctx.status)
+        label, cost, now = "-", 0.0, time.monotonic()
         if service is not None:
-            cost = service.spec.pricing.cost(ctx.prompt_tokens, ctx.completion_tokens)
+            label = service.label
+            prompt, completion = ctx.prompt_tokens, ctx.completion_tokens
+            tokens = prompt + completion
+            if tokens:
+                cost = service.spec.pricing.cost(prompt, completion)
             if ctx.checks:
                 wall = time.time()
                 if tokens or cost:
                     self.ledger.record(ctx.checks, wall, tokens, cost)
-                self.usage.touched([subject for subject, _ in ctx.checks], wall)
-        m = self.metrics
-        endpoint = ctx.endpoint.name if ctx.endpoint else "-"
-        m.requests.inc((label, endpoint, _STATUS.get(ctx.status) or str(ctx.status)))
-        now = time.monotonic()
+                self.usage.touched(ctx.checks, wall)
+            if ctx.cause is None:
+                m.latency.observe((label,), now - ctx.arrived)
+                if ctx.first_byte:
+                    m.ttft.observe((label,), ctx.first_byte - ctx.arrived)
+                if tokens:
+                    m.tokens.inc((label, "input"), prompt)
+                    m.tokens.inc((label, "output"), completion)
+                if cost:
+                    m.cost.inc((label,), cost)
+        m.requests.inc((label, endpoint, status))
         if ctx.cause is not None:
             m.errors.inc((label, ctx.cause))
-        elif service is not None:
-            m.latency.observe((label,), now - ctx.arrived)
-            if ctx.first_byte:
-                m.ttft.observe((label,), ctx.first_byte - ctx.arrived)
-            if tokens:
-                m.tokens.inc((label, "input"), ctx.prompt_tokens)
-                m.tokens.inc((label, "output"), ctx.completion_tokens)
-            if cost:
-                m.cost.inc((label,), cost)
         if self.access_log.enabled:
             self.access_log.write(self._record(ctx, call, label, endpoint, cost, now))
 

@@ -6,6 +6,7 @@ only when the Service's strategy asks for it.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
@@ -23,11 +24,12 @@ class Api(Enum):
     V2_GENERATE = "generate"
     V2_GENERATE_STREAM = "generate_stream"
 
-    @property
+    # cached: read several times per request, and a member's answer never changes
+    @functools.cached_property
     def v2(self) -> bool:
         return self in (Api.V2_INFER, Api.V2_GENERATE, Api.V2_GENERATE_STREAM)
 
-    @property
+    @functools.cached_property
     def generates(self) -> bool:
         return self in (Api.CHAT, Api.COMPLETIONS)
 
@@ -165,20 +167,20 @@ def _check_messages(messages: object) -> None:
     for index, message in enumerate(messages):
         if not isinstance(message, dict):
             raise _invalid(f"messages.[{index}]", "an object", message)
-        _check_message(f"messages.[{index}]", message)
+        _check_message(index, message)
 
 
-def _check_message(at: str, message: dict[str, Any]) -> None:
+def _check_message(index: int, message: dict[str, Any]) -> None:
     role = message.get("role", _MISSING)
     if not isinstance(role, str):
-        raise _invalid(f"{at}.role", "a string", role)
+        raise _invalid(f"messages.[{index}].role", "a string", role)
     content = message.get("content", _MISSING)
     if isinstance(content, (str, list)):
         return
     calls_tools = message.get("tool_calls") or message.get("function_call")
     if role == "assistant" and calls_tools and (content is None or content is _MISSING):
         return
-    raise _invalid(f"{at}.content", "a string or an array of content parts", content)
+    raise _invalid(f"messages.[{index}].content", "a string or an array of content parts", content)
 
 
 def _invalid(param: str, expected: str, value: object) -> errors.GatewayError:

@@ -18,6 +18,7 @@ from inferplane.gateway.holdqueue import QueueFull
 from inferplane.gateway.outcomes import DELIVERED, Delivered, Failed, Outcome
 from inferplane.gateway.router import Choice
 from inferplane.gateway.table import EndpointEntry, KeyEntry, ServiceEntry
+from inferplane.gateway.upstreams import UNKNOWN
 from inferplane.gateway.wire.server import Responder
 from inferplane.gateway.wire.upstream import UpstreamError
 from inferplane.policy import quotas
@@ -90,10 +91,7 @@ async def _serve_service(
         held = await _hold(gw, service)
         if held is not None:
             return held
-    request = RouteRequest(
-        prompt_text=call.prompt_text if service.spec.strategy == "prefix-aware" else "",
-        session=_session(ctx, service),
-    )
+    request = _route_request(call, ctx, service)
     tried: set[str] = set()
     empty: set[str] = set()
     outcome: Outcome | None = None
@@ -150,7 +148,9 @@ async def attempt(
     endpoint: EndpointEntry,
 ) -> Outcome:
     """One try on one endpoint: Delivered once anything reached the client."""
-    served = await gw.upstreams.served_name(endpoint)
+    served = gw.upstreams.known_name(endpoint)
+    if served is UNKNOWN:
+        served = await gw.upstreams.served_name(endpoint)
     body = bodies.upstream_body(call, endpoint, served)
     timeouts = service.spec.timeouts
     ctx.endpoint = endpoint
@@ -189,7 +189,9 @@ async def _whole(
     gw: Gateway, call: Call, ctx: Context, service: ServiceEntry, exchange: streaming.Exchange
 ) -> Outcome:
     """A non-streamed answer: read whole, counted, its model name put back, sent."""
-    body = await exchange.read(service.spec.timeouts.requestSeconds)
+    body = exchange.body_if_complete()
+    if body is None:
+        body = await exchange.read(service.spec.timeouts.requestSeconds)
     ctx.first_byte = time.monotonic()
     status = exchange.status
     content_type = exchange.headers.get(b"content-type", b"application/json")
@@ -204,9 +206,19 @@ async def _whole(
     return DELIVERED
 
 
-def _session(ctx: Context, service: ServiceEntry) -> str | None:
-    value = ctx.request.headers.get(service.spec.sessionHeader.encode())
-    return value.decode("latin-1") if value is not None else None
+NO_HINTS = RouteRequest()
+"""What most requests tell the router: no prompt to match, no session (one shared object)."""
+
+
+def _route_request(call: Call, ctx: Context, service: ServiceEntry) -> RouteRequest:
+    value = ctx.request.headers.get(service.session_header)
+    prefix = service.spec.strategy == "prefix-aware"
+    if value is None and not prefix:
+        return NO_HINTS
+    return RouteRequest(
+        prompt_text=call.prompt_text if prefix else "",
+        session=value.decode("latin-1") if value is not None else None,
+    )
 
 
 def _limited(denied: quotas.Denied) -> errors.GatewayError:
@@ -231,7 +243,7 @@ def _name(step: ServiceEntry | EndpointEntry) -> str:
 
 
 def _label(service: ServiceEntry) -> str:
-    return f"{service.namespace}/{service.name}"
+    return service.label
 
 
 __all__ = ["Api", "run"]

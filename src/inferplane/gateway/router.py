@@ -44,6 +44,9 @@ class Router:
         """What each engine last reported (enginestats.py), by endpoint."""
         self._strategies: dict[tuple[str, str, str], strategies.Strategy] = {}
         self._sole: dict[tuple[str, str], Routed] = {}
+        self._route_names: dict[
+            tuple[str, str, str], tuple[tuple[EndpointEntry, ...], frozenset[str]]
+        ] = {}
 
     def choose(
         self,
@@ -97,12 +100,29 @@ class Router:
         if strategy is None or strategy.name != service.spec.strategy:
             strategy = self._strategies[key] = registry.make(service.spec.strategy)
         decision = registry.route(
-            states, request, strategy=strategy, rng=self.rng, region=self.region
+            states,
+            request,
+            strategy=strategy,
+            rng=self.rng,
+            region=self.region,
+            names=self._names(key, endpoints),
         )
         if isinstance(decision, NoEndpoint):
             return None
-        chosen = next(e for e in endpoints if e.name == decision.endpoint)
-        return Choice(route, chosen, decision)
+        for chosen in endpoints:
+            if chosen.name == decision.endpoint:
+                return Choice(route, chosen, decision)
+        raise AssertionError(f"{decision.endpoint} is not an endpoint of the route")
+
+    def _names(
+        self, key: tuple[str, str, str], endpoints: tuple[EndpointEntry, ...]
+    ) -> frozenset[str]:
+        """The route's endpoint names, made again only when the table gave it new endpoints
+        (a table's tuples never change)."""
+        held = self._route_names.get(key)
+        if held is None or held[0] is not endpoints:
+            held = self._route_names[key] = (endpoints, frozenset(e.name for e in endpoints))
+        return held[1]
 
     def _alone(self, endpoint: EndpointEntry, tried: set[str]) -> bool:
         """A deployment's only endpoint, usable as it stands: no choice for a strategy."""
@@ -124,15 +144,16 @@ class Router:
         key = (endpoint.namespace, endpoint.name)
         window = self.health.get(key)
         engine = self.engine_load.get(key, IDLE)
+        # positional: keywords cost a measurable share of a request on the gateway's hot path
         return EndpointState(
-            name=endpoint.name,
-            region=endpoint.region,
-            ready=endpoint.ready and usable,
-            in_flight=self.in_flight.get(key, 0),
-            engine_running=engine.running,
-            engine_waiting=engine.waiting,
-            kv_usage=engine.kv_usage,
-            error_rate=window.error_rate(now) if window is not None else 0.0,
+            endpoint.name,
+            endpoint.region,
+            endpoint.ready and usable,
+            self.in_flight.get(key, 0),
+            engine.running,
+            engine.waiting,
+            engine.kv_usage,
+            window.error_rate(now) if window is not None and window.errors else 0.0,
         )
 
     def has_ready(self, table: Table, service: ServiceEntry) -> bool:

@@ -41,6 +41,16 @@ class ServiceEntry:
     """The name clients send as `model`."""
     spec: services.ServiceSpec
 
+    @functools.cached_property
+    def label(self) -> str:
+        """ "namespace/name": the `service` label of its metrics, built once, not per request."""
+        return f"{self.namespace}/{self.name}"
+
+    @functools.cached_property
+    def session_header(self) -> bytes:
+        """The request header that names a session, as the HTTP server's (lower-case) key."""
+        return self.spec.sessionHeader.lower().encode("latin-1")
+
 
 @dataclass(frozen=True)
 class EndpointEntry:
@@ -66,7 +76,7 @@ class KeyEntry:
     role: apikeys.Role = "viewer"
     """The key's role in its namespace: only an `admin` may set engine scheduling hints."""
 
-    @property
+    @functools.cached_property
     def subject(self) -> str:
         return f"key {self.namespace}/{self.name}"
 

@@ -8,8 +8,11 @@ upstream gets the client's name unless its Endpoint says otherwise.
 
 from __future__ import annotations
 
+import enum
 import logging
 import time
+from collections.abc import Coroutine
+from typing import Any
 
 import orjson
 
@@ -26,13 +29,21 @@ unchanged before it is asked again: not once per request (that doubled the upstr
 and logged a warning per request)."""
 
 
+class Unknown(enum.Enum):
+    UNKNOWN = "unknown"
+
+
+UNKNOWN = Unknown.UNKNOWN
+"""An endpoint's served name not learned yet (asking takes a request)."""
+
+
 class Upstreams:
     def __init__(self, pool: Pool) -> None:
         self.pool = pool
         self._names: dict[tuple[str, str, Origin], str] = {}
         self._unknown: dict[tuple[str, str, Origin], float] = {}
 
-    async def send(
+    def send(
         self,
         endpoint: EndpointEntry,
         path: bytes,
@@ -42,7 +53,8 @@ class Upstreams:
         first_byte_timeout: float,
         request_id: bytes,
         method: bytes = b"POST",
-    ) -> Exchange:
+    ) -> Coroutine[Any, Any, Exchange]:
+        """The pool's request, to await (no coroutine frame of its own on the hot path)."""
         origin = endpoint.origin
         head = [
             method,
@@ -60,7 +72,7 @@ class Upstreams:
         if endpoint.auth is not None:
             head += [b"authorization: ", endpoint.auth, b"\r\n"]
         head.append(b"\r\n")
-        return await self.pool.request(
+        return self.pool.request(
             origin,
             b"".join(head),
             body,
@@ -68,23 +80,33 @@ class Upstreams:
             first_byte_timeout=first_byte_timeout,
         )
 
-    async def served_name(self, endpoint: EndpointEntry) -> str | None:
-        """The model name to send this endpoint; None to pass the client's unchanged."""
+    def known_name(self, endpoint: EndpointEntry) -> str | Unknown | None:
+        """`served_name` when it can be answered without asking the engine, else UNKNOWN
+        (the usual request needs no coroutine for a cached name)."""
         if endpoint.upstream_model is not None:
             return endpoint.upstream_model
         if endpoint.external:
             return None
         key = (endpoint.namespace, endpoint.name, endpoint.origin)
         name = self._names.get(key)
+        if name is not None:
+            return name
+        if self._unknown.get(key, 0.0) > time.monotonic():
+            return None
+        return UNKNOWN
+
+    async def served_name(self, endpoint: EndpointEntry) -> str | None:
+        """The model name to send this endpoint; None to pass the client's unchanged."""
+        known = self.known_name(endpoint)
+        if known is not UNKNOWN:
+            return known
+        key = (endpoint.namespace, endpoint.name, endpoint.origin)
+        name = await self._ask(endpoint)
         if name is None:
-            if self._unknown.get(key, 0.0) > time.monotonic():
-                return None
-            name = await self._ask(endpoint)
-            if name is None:
-                self._unknown[key] = time.monotonic() + NAME_RETRY_SECONDS
-            else:
-                self._names[key] = name
-                self._unknown.pop(key, None)
+            self._unknown[key] = time.monotonic() + NAME_RETRY_SECONDS
+        else:
+            self._names[key] = name
+            self._unknown.pop(key, None)
         return name
 
     async def _ask(self, endpoint: EndpointEntry) -> str | None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 
 from inferplane import client as api_client
@@ -35,9 +35,10 @@ class UsageReports:
         self.dirty: set[str] = set()
         self.last_used: dict[str, float] = {}
 
-    def touched(self, subjects: list[str], now: float) -> None:
-        self.dirty.update(subjects)
-        for subject in subjects:
+    def touched(self, checks: Iterable[tuple[str, quotas.Limits]], now: float) -> None:
+        """The subjects of a request's `checks` served it at `now`."""
+        for subject, _ in checks:
+            self.dirty.add(subject)
             if subject.startswith("key "):
                 self.last_used[subject] = now
 

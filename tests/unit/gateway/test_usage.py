@@ -33,7 +33,7 @@ def test_touched_subjects_become_status_patches_once() -> None:
     ledger, reports = quotas.Ledger(), usage.UsageReports()
     checks = (("key team/k", table.keys["a" * 64].limits), *table.quotas["team"])
     ledger.record(checks, NOW, 120, 0.25)
-    reports.touched([s for s, _ in checks], NOW)
+    reports.touched(checks, NOW)
     sent = usage.patches(reports, ledger, table, NOW)
     assert [(kind, ns, name) for kind, ns, name, _ in sent] == [
         ("ApiKey", "team", "k"),

@@ -24,6 +24,14 @@ class Origin:
     base_path: bytes = b""
     """Path prefix of the upstream's API root, e.g. b'/openai' for https://x/openai."""
 
+    def __hash__(self) -> int:
+        return self._hash
+
+    @functools.cached_property
+    def _hash(self) -> int:
+        """Made once: an origin keys the connection pool on every request."""
+        return hash((self.host, self.port, self.tls, self.base_path))
+
     @functools.cached_property
     def host_header(self) -> bytes:
         default = 443 if self.tls else 80

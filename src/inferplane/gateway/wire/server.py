@@ -1,6 +1,7 @@
 """The gateway's HTTP/1.1 server: an asyncio.Protocol fed to httptools' request parser.
 
-One handler task runs per request; requests pipelined on one connection wait their turn. A
+One handler runs per request (a `Flow`, not a Task: flow.py says why); requests pipelined on
+one connection wait their turn. A
 client that disconnects cancels its handler at once, which closes the upstream connection the
 handler holds (so the engine aborts the request and frees its KV blocks).
 """
@@ -15,6 +16,8 @@ from http import HTTPStatus
 from typing import cast
 
 import httptools
+
+from inferplane.gateway.wire.flow import Flow
 
 MAX_BODY = 64 * 1024 * 1024
 """Largest request body accepted (a 216 KB prompt is far below it)."""
@@ -126,7 +129,8 @@ class Responder:
         self._conn.write(b"".join(tail))
 
 
-Handler = Callable[[Request, Responder], Awaitable[None]]
+Handler = Callable[[Request, Responder], Awaitable[None] | None]
+"""Answers one request: at once (returning None), or in the awaitable it returns."""
 
 
 class Connection(asyncio.Protocol):
@@ -139,7 +143,7 @@ class Connection(asyncio.Protocol):
         self._transport: asyncio.Transport | None = None
         self._current: Request | None = None
         self._pending: deque[Request] = deque()
-        self._task: asyncio.Task[None] | None = None
+        self._task: Flow | None = None
         self._body: list[bytes] = []
         self._size = 0
         self._url = b""
@@ -279,13 +283,23 @@ class Connection(asyncio.Protocol):
         if self._paused is not None and not self._paused.done():
             await self._paused
 
-    def _run(self, request: Request) -> None:
+    def _run(self, request: Request, *, now: bool = True) -> None:
+        """Serve `request`: its first step now, inside the callback that parsed it, or (a
+        pipelined request that waited its turn) on the next loop turn, so that a long
+        pipeline of answers made at once never nests one handler inside the last."""
         responder = Responder(self, request.keep_alive)
-        self._task = asyncio.get_running_loop().create_task(self._serve(request, responder))
+        loop = asyncio.get_running_loop()
+        flow = self._task = Flow(self._serve(request, responder), loop)
+        if now:
+            flow.start()
+        else:
+            loop.call_soon(flow.start)
 
     async def _serve(self, request: Request, responder: Responder) -> None:
         try:
-            await self._handler(request, responder)
+            pending = self._handler(request, responder)
+            if pending is not None:
+                await pending
         except (ClientGone, asyncio.CancelledError):
             self._close()
             return
@@ -298,7 +312,7 @@ class Connection(asyncio.Protocol):
         if not request.keep_alive:
             self._close()
         elif self._pending:
-            self._run(self._pending.popleft())
+            self._run(self._pending.popleft(), now=False)
         elif self._failed is not None:
             self._reply_and_close(*self._failed)
 

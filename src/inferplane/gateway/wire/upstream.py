@@ -94,6 +94,18 @@ class Exchange:
         if self._conn.transport is not None and not self._released:
             self._conn.transport.resume_reading()
 
+    def body_if_complete(self) -> bytes | None:
+        """The whole body if it has all arrived (the usual small answer: no coroutine), else
+        None, and nothing is consumed."""
+        conn = self._conn
+        if not conn.complete or conn.error is not None:
+            return None
+        chunks = conn.chunks
+        body = chunks.popleft() if len(chunks) == 1 else b"".join(chunks)
+        chunks.clear()
+        self._release()
+        return body
+
     async def read(self, timeout: float) -> bytes:
         """The whole body."""
         parts = []
@@ -138,7 +150,7 @@ class Pool:
         """Send `head` (request line and headers, ending in a blank line) and `body`; return
         once the response head is in. A reused connection the upstream had already closed is
         replaced by a fresh one, once, before any response byte."""
-        conn = await self._connection(origin, connect_timeout)
+        conn = self._idle_connection(origin) or await self._connect(origin, connect_timeout)
         try:
             return await self._exchange(conn, head, body, first_byte_timeout)
         except UpstreamError as error:
@@ -167,14 +179,15 @@ class Pool:
                 raise
         return Exchange(self, conn)
 
-    async def _connection(self, origin: Origin, timeout: float) -> Conn:
+    def _idle_connection(self, origin: Origin) -> Conn | None:
+        """The most recently used idle connection that is still open, if any."""
         idle = self._idle.get(origin)
         while idle:
             conn = idle.pop()
             if conn.usable:
                 conn.reused = True
                 return conn
-        return await self._connect(origin, timeout)
+        return None
 
     async def _connect(self, origin: Origin, timeout: float) -> Conn:
         loop = asyncio.get_running_loop()

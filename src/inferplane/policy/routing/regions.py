@@ -32,15 +32,12 @@ def candidates(endpoints: Sequence[EndpointState], policy: RegionPolicy) -> Cand
     """Ready endpoints that are not failing (failing ones only when every one is), of the
     local region while one of them can take more; else of every region, local ones included
     (a saturated local endpoint may still be the least loaded)."""
-    ready = tuple(e for e in endpoints if e.ready)
-    usable = tuple(e for e in ready if not _failing(e, policy)) or ready
+    ready = tuple([e for e in endpoints if e.ready])
+    bar = policy.failing_error_rate
+    usable = tuple([e for e in ready if e.error_rate < bar]) or ready
     if policy.local is None:
         return Candidates(usable, spilled=False)
     local = tuple(e for e in usable if e.region == policy.local)
     if any(e.load() < policy.saturated_load for e in local):
         return Candidates(local, spilled=False)
     return Candidates(usable, spilled=len(usable) > len(local))
-
-
-def _failing(endpoint: EndpointState, policy: RegionPolicy) -> bool:
-    return endpoint.error_rate >= policy.failing_error_rate

@@ -46,13 +46,15 @@ def route(
     strategy: strategies.Strategy,
     rng: random.Random,
     region: regions.RegionPolicy | None = None,
+    names: frozenset[str] | None = None,
 ) -> Decision:
     """Stage two: the endpoint of one route (all its endpoints, ready or not) for a request.
 
     The strategy first forgets endpoints that left, then chooses among the ready candidates
-    of the preferred region.
+    of the preferred region. `names` are the endpoints' names when the caller already holds
+    them (the gateway keeps them per routing table).
     """
-    strategy.retain(frozenset(e.name for e in endpoints))
+    strategy.retain(names if names is not None else frozenset(e.name for e in endpoints))
     found = regions.candidates(endpoints, region or regions.RegionPolicy())
     if not found.endpoints:
         return NoEndpoint(f"none of {len(endpoints)} endpoints is ready")

@@ -7,6 +7,7 @@ strategies exactly as the gateway does: one instance per Service route.
 
 from __future__ import annotations
 
+import operator
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -48,6 +49,9 @@ def least_loaded(endpoints: Sequence[EndpointState], rng: random.Random) -> Endp
     return tied[0] if len(tied) == 1 else rng.choice(tied)
 
 
+_by_name = operator.attrgetter("name")
+
+
 @dataclass
 class RoundRobin:
     """Each endpoint in name order, one request each, whatever their load."""
@@ -58,7 +62,7 @@ class RoundRobin:
     def choose(
         self, endpoints: Sequence[EndpointState], request: RouteRequest, rng: random.Random
     ) -> Pick:
-        ordered = sorted(endpoints, key=lambda e: e.name)
+        ordered = sorted(endpoints, key=_by_name)
         chosen = ordered[self.turn % len(ordered)]
         self.turn += 1
         return Pick(chosen, f"round-robin: turn {self.turn} of {len(ordered)}")
