@@ -63,8 +63,11 @@ class AuditWriter:
         """Flush forever; cancel it, then call `flush` once more at shutdown."""
         self._store = store
         while True:
+            # Not asyncio.wait_for: on Python 3.11 it swallows a cancel that arrives as a batch
+            # falls due, and the writer never stops (shutdown awaits it). timeout() does not.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._due.wait(), self._interval)
+                async with asyncio.timeout(self._interval):
+                    await self._due.wait()
             await self.flush()
 
     async def flush(self) -> None:

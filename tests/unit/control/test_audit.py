@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -129,31 +130,52 @@ def record(i: int) -> AuditRecord:
     )
 
 
-class FailingStore:
-    def __init__(self, store: store_pkg.Store) -> None:
+WRITE_WAIT_SECONDS = 30.0
+"""How long a test waits for the writer to reach the store before failing: a bound, not a claim
+about speed (the writers here have an hour-long interval, so only a full batch wakes them)."""
+
+
+class WatchedStore:
+    """The store behind the writer, failing while `fail` holds, and saying when it was called:
+    the tests wait on these events, never on a guess of how long the writer's thread takes."""
+
+    def __init__(self, store: store_pkg.Store, *, fail: bool) -> None:
         self.store = store
-        self.fail = True
+        self.fail = fail
+        self.tried = threading.Event()
+        self.written = threading.Event()
 
     def append_audit(self, records: list[AuditRecord]) -> None:
+        self.tried.set()
         if self.fail:
             raise RuntimeError("store down")
         self.store.append_audit(records)
+        self.written.set()
+
+
+async def reached(event: threading.Event) -> bool:
+    """Wait for an event set in the writer's thread without blocking the loop."""
+    return await asyncio.to_thread(event.wait, WRITE_WAIT_SECONDS)
 
 
 def test_the_writer_flushes_in_batches_and_keeps_records_while_the_store_fails(
     tmp_path: Path,
 ) -> None:
     opened = store_pkg.open_store(store_pkg.sqlite_url(tmp_path))
-    flaky = FailingStore(opened)
+    flaky = WatchedStore(opened, fail=True)
 
     async def scenario() -> None:
         writer = auditlog.AuditWriter(batch=3, interval=3600, capacity=4)
         task = asyncio.create_task(writer.run(flaky))  # type: ignore[arg-type]
         for i in range(3):
-            writer.add(record(i))  # a full batch wakes the writer long before its interval
-        await asyncio.sleep(0.05)
+            writer.add(record(i))
+        assert await reached(flaky.tried), "a full batch wakes the writer long before its interval"
+        # Waits for the writer's failed attempt to put its batch back (one flush at a time),
+        # then fails once more itself: the three records are queued again, none in flight.
+        await writer.flush()
         writer.add(record(3))
         writer.add(record(4))  # over capacity while the store is down: dropped
+        assert writer.dropped == 1
         flaky.fail = False
         await writer.flush()
         task.cancel()
@@ -168,19 +190,42 @@ def test_the_writer_flushes_in_batches_and_keeps_records_while_the_store_fails(
 
 def test_a_batch_is_written_without_waiting_for_the_interval(tmp_path: Path) -> None:
     opened = store_pkg.open_store(store_pkg.sqlite_url(tmp_path))
+    watched = WatchedStore(opened, fail=False)
 
     async def scenario() -> None:
         writer = auditlog.AuditWriter(batch=2, interval=3600)
-        task = asyncio.create_task(writer.run(opened))
+        task = asyncio.create_task(writer.run(watched))  # type: ignore[arg-type]
         writer.add(record(0))
         writer.add(record(1))
-        while not await asyncio.to_thread(opened.list_audit):
-            await asyncio.sleep(0.01)
+        assert await reached(watched.written), "the full batch was written"
         task.cancel()
 
-    asyncio.run(asyncio.wait_for(scenario(), 10))
+    asyncio.run(scenario())
     assert len(opened.list_audit()) == 2
     opened.close()
+
+
+class NullStore:
+    def append_audit(self, records: list[AuditRecord]) -> None:
+        pass
+
+
+@pytest.mark.parametrize("steps", [0, 1, 2, 3])
+def test_a_cancelled_writer_stops_even_as_a_batch_falls_due(steps: int) -> None:
+    """Shutdown cancels the writer and awaits it: a cancel landing with a full batch must end it
+    (asyncio.wait_for on Python 3.11 swallowed it, and the writer ran on)."""
+
+    async def scenario() -> None:
+        writer = auditlog.AuditWriter(batch=1, interval=3600)
+        task = asyncio.create_task(writer.run(NullStore()))  # type: ignore[arg-type]
+        for _ in range(steps):  # let the writer get this far into its wait
+            await asyncio.sleep(0)
+        writer.add(record(0))  # the batch falls due ...
+        task.cancel()  # ... in the same step as the cancel
+        done, _ = await asyncio.wait({task}, timeout=WRITE_WAIT_SECONDS)
+        assert task in done and task.cancelled(), "the writer ran on after its cancel"
+
+    asyncio.run(scenario())
 
 
 @pytest.mark.parametrize(
