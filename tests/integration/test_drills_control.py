@@ -82,6 +82,14 @@ def _held(client: api_client.Client, namespace: str, count: int, limit: str) -> 
     return wait_for(f"{count} replicas held by {limit}", settled)
 
 
+def _quota_events(client: api_client.Client, message: str) -> list[dict[str, Any]] | None:
+    """Every QuotaExceeded Event of the Deployment, once one says `message`: the controller
+    records it after writing the condition that says it, so it may lag the status."""
+    selector = "spec.involvedObject.name=chat,spec.reason=QuotaExceeded"
+    events = client.list("Event", field_selector=selector).items
+    return events if any(e["spec"]["message"] == message for e in events) else None
+
+
 def test_a_huge_scale_is_created_at_a_bounded_rate_and_stops_at_the_quota(
     control: ControlProcess, namespace: str
 ) -> None:
@@ -98,7 +106,7 @@ def test_a_huge_scale_is_created_at_a_bounded_rate_and_stops_at_the_quota(
             assert held["message"].startswith(f"quota {namespace}/caps: maxReplicas is 40")
 
             client.patch("Quota", "caps", {"spec": {"maxReplicas": 100, "maxDevices": 64}})
-            _held(client, namespace, 64, "maxDevices")  # one device a replica
+            held = _held(client, namespace, 64, "maxDevices")  # one device a replica
         assert codes and set(codes) == {200}, "every call during creation was answered"
 
         def counted() -> dict[str, Any] | None:
@@ -106,16 +114,18 @@ def test_a_huge_scale_is_created_at_a_bounded_rate_and_stops_at_the_quota(
             return status if status.get("devices") == 64 else None
 
         assert wait_for("the Quota's status", counted)["replicas"] == 64
-        events = client.list(
-            "Event", field_selector="spec.involvedObject.name=chat,spec.reason=QuotaExceeded"
-        ).items
-        assert events and all(e["spec"]["type"] == "Warning" for e in events)
+        events = wait_for("the Event of the hold", lambda: _quota_events(client, held["message"]))
+        assert all(e["spec"]["type"] == "Warning" for e in events)
 
         client.delete("Quota", "caps")
         client.set_scale("Deployment", "chat", 70)
         wait_for("70 replicas", lambda: len(replicas_of(client, namespace, "chat")) == 70)
-        deployment = client.get("Deployment", "chat")
-        assert condition(deployment, "QuotaExceeded") is None, "nothing held any more"
+
+        def released() -> bool:
+            return condition(client.get("Deployment", "chat"), "QuotaExceeded") is None
+
+        # The controller writes the status after the replicas it creates: wait for it too.
+        wait_for("nothing held any more", released)
         client.delete("Deployment", "chat")
         wait_for("the replicas to go", lambda: not replicas_of(client, namespace, "chat"))
 
