@@ -8,7 +8,7 @@ decisions themselves are the pure code the simulator runs too.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from inferplane.api import services
 from inferplane.gateway.enginestats import EngineLoad
@@ -20,9 +20,8 @@ from inferplane.policy.routing.endpoints import EndpointState
 from inferplane.policy.routing.requests import RouteRequest
 
 
-@dataclass(frozen=True)
-class Choice:
-    """Where one attempt goes."""
+class Choice(NamedTuple):
+    """Where one attempt goes (a tuple: made once per request)."""
 
     route: services.Route
     endpoint: EndpointEntry

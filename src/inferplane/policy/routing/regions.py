@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from inferplane.policy.routing.endpoints import EndpointState
 
@@ -21,8 +22,9 @@ class RegionPolicy:
     when every ready endpoint is failing."""
 
 
-@dataclass(frozen=True)
-class Candidates:
+class Candidates(NamedTuple):
+    """What a strategy may choose from (a tuple: made once per request)."""
+
     endpoints: tuple[EndpointState, ...]
     spilled: bool
     """True when the local region was passed over."""

@@ -11,15 +11,17 @@ import operator
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from inferplane.policy.routing import hashing
 from inferplane.policy.routing.endpoints import EndpointState
 from inferplane.policy.routing.requests import RouteRequest
 
 
-@dataclass(frozen=True)
-class Pick:
+class Pick(NamedTuple):
+    """A strategy's answer (a tuple: made once per request, 2× faster than a frozen
+    dataclass)."""
+
     endpoint: EndpointState
     why: str
 
