@@ -29,7 +29,7 @@ def refuse_client_fields(body: Any) -> None:
     spec = body.get("spec") if isinstance(body, dict) else None
     if not isinstance(spec, dict):
         return
-    name = str((body.get("metadata") or {}).get("name", ""))
+    name = _name_in(body)
     if spec.get("encryptedData") is not None:
         cause = errors.Cause("spec.encryptedData", "is server-managed: write spec.data instead")
         raise errors.invalid("Secret", name, [cause])
@@ -38,12 +38,19 @@ def refuse_client_fields(body: Any) -> None:
         raise errors.invalid("Secret", name, [cause])
 
 
+def _name_in(body: dict[str, Any]) -> str:
+    """The name a client's body gives, for an error message; its metadata may be anything
+    (found by fuzzing: `"metadata": 1.0` was a 500)."""
+    meta = body.get("metadata")
+    return str(meta.get("name", "")) if isinstance(meta, dict) else ""
+
+
 def refuse_endpoint_fields(body: Any) -> None:
     """An Endpoint's engine token is named by the control plane alone: a client naming one
     could have gateways send a replica's token wherever the Endpoint's URL points."""
     spec = body.get("spec") if isinstance(body, dict) else None
     if isinstance(spec, dict) and spec.get("engineTokenSecret") is not None:
-        name = str((body.get("metadata") or {}).get("name", ""))
+        name = _name_in(body)
         message = "is set by the control plane on a replica's Endpoint: leave it out"
         raise errors.invalid("Endpoint", name, [errors.Cause("spec.engineTokenSecret", message)])
 
