@@ -208,11 +208,11 @@ def test_existing_files_are_kept_unless_forced(cli: Cli, pki: Path) -> None:
 # -- bad arguments --------------------------------------------------------------------------------
 
 
-def failed(result: Result, code: int, *phrases: str) -> None:
+def refusal(result: Result, code: int) -> str:
+    """The output of a command that must have exited with `code` and no traceback."""
     assert result.exit_code == code, result.output
-    for phrase in phrases:
-        assert phrase in result.output, result.output
     assert "Traceback" not in result.output
+    return result.output
 
 
 @pytest.mark.parametrize(
@@ -230,19 +230,21 @@ def test_a_bad_server_argument_names_its_flag(
     args = {"--name": "cp", "--ip": "127.0.0.1", "--days": "30"} | {flag: value}
     flat = [item for pair in args.items() for item in pair]
     result = cli("certs", "server", "--ca", str(pki), *flat, "--out", str(pki))
-    failed(result, 2, *phrases)
+    output = refusal(result, 2)
+    assert all(phrase in output for phrase in phrases), output
     assert not list(pki.glob("cp.*")), "nothing written"
 
 
 def test_a_server_certificate_needs_a_name(cli: Cli, pki: Path) -> None:
     result = cli("certs", "server", "--ca", str(pki), "--ip", "127.0.0.1", "--out", str(pki))
-    failed(result, 2, "Missing option '--name'")
+    assert "Missing option '--name'" in refusal(result, 2)
 
 
 def test_a_missing_ca_says_how_to_make_one(cli: Cli, tmp_path: Path) -> None:
     empty = tmp_path / "empty"
     result = cli("certs", "client", "--ca", str(empty), "--name", "a", "--out", str(tmp_path))
-    failed(result, 1, f"{empty / 'ca.crt'} not found: make a CA with `inferplane certs ca`")
+    said = f"{empty / 'ca.crt'} not found: make a CA with `inferplane certs ca`"
+    assert said in refusal(result, 1)
 
 
 def test_a_ca_directory_that_is_not_ours_is_refused(cli: Cli, pki: Path, tmp_path: Path) -> None:
@@ -251,7 +253,7 @@ def test_a_ca_directory_that_is_not_ours_is_refused(cli: Cli, pki: Path, tmp_pat
     (broken / "ca.crt").write_text("not a certificate")
     (broken / "ca.key").write_bytes((pki / "ca.key").read_bytes())
     result = cli("certs", "client", "--ca", str(broken), "--name", "a", "--out", str(tmp_path))
-    failed(result, 1, f"{broken}: not a CA written by `certs ca`")
+    assert f"{broken}: not a CA written by `certs ca`" in refusal(result, 1)
 
     (broken / "ca.crt").write_bytes((pki / "ca.crt").read_bytes())
     rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -262,7 +264,7 @@ def test_a_ca_directory_that_is_not_ours_is_refused(cli: Cli, pki: Path, tmp_pat
     )
     (broken / "ca.key").write_bytes(pem)
     result = cli("certs", "client", "--ca", str(broken), "--name", "a", "--out", str(tmp_path))
-    failed(result, 1, "not an ECDSA key written by `certs ca`")
+    assert "not an ECDSA key written by `certs ca`" in refusal(result, 1)
 
 
 def test_a_ca_key_of_another_ca_is_refused(cli: Cli, pki: Path, tmp_path: Path) -> None:
@@ -270,4 +272,4 @@ def test_a_ca_key_of_another_ca_is_refused(cli: Cli, pki: Path, tmp_path: Path) 
     cli("certs", "ca", "--out", str(other))
     (other / "ca.crt").write_bytes((pki / "ca.crt").read_bytes())
     result = cli("certs", "server", "--ca", str(other), "--name", "cp", "--out", str(tmp_path))
-    failed(result, 1, f"{other / 'ca.key'} is not the key of {other / 'ca.crt'}")
+    assert f"{other / 'ca.key'} is not the key of {other / 'ca.crt'}" in refusal(result, 1)
