@@ -48,7 +48,7 @@ async def run(gw: Gateway, call: Call, key: KeyEntry, out: Responder, ctx: Conte
         last = index == len(chain) - 1
         if index:
             ctx.fallback = _name(step)
-            gw.metrics.fallbacks.inc((_label(service), ctx.fallback))
+            gw.metrics.fallbacks.inc((service.label, ctx.fallback))
         if isinstance(step, EndpointEntry):
             outcome = await attempt(gw, call, ctx, service, None, step)
         else:
@@ -103,12 +103,10 @@ async def _serve_service(
             return outcome or Failed(errors.no_endpoint(service.model, choice.reason))
         if attempt_no:
             ctx.retries += 1
-            gw.metrics.retries.inc((_label(service),))
+            gw.metrics.retries.inc((service.label,))
         if choice.decision is not None:
             d = choice.decision
-            gw.metrics.decisions.inc(
-                (_label(service), d.strategy, "true" if d.spilled else "false")
-            )
+            gw.metrics.decisions.inc((service.label, d.strategy, "true" if d.spilled else "false"))
         outcome = await attempt(gw, call, ctx, service, choice, choice.endpoint)
         if isinstance(outcome, Delivered) or not outcome.retryable:
             return outcome
@@ -129,13 +127,13 @@ async def _hold(gw: Gateway, service: ServiceEntry) -> Outcome | None:
         return Failed(errors.no_endpoint(service.model, "no endpoint is ready"))
     timeout = service.spec.timeouts.scaleFromZeroSeconds
     held = gw.metrics.held
-    held.inc((_label(service),))
+    held.inc((service.label,))
     try:
         ready = await gw.hold.wait(deployments, timeout)
     except QueueFull as full:
         return Failed(errors.no_endpoint(service.model, f"scale-from-zero queue full: {full}"))
     finally:
-        held.inc((_label(service),), -1)
+        held.inc((service.label,), -1)
     return None if ready else Failed(errors.held_too_long(service.model, timeout), False)
 
 
@@ -240,10 +238,6 @@ def _limited(denied: quotas.Denied) -> errors.GatewayError:
 def _name(step: ServiceEntry | EndpointEntry) -> str:
     kind = "service" if isinstance(step, ServiceEntry) else "endpoint"
     return f"{kind}/{step.name}"
-
-
-def _label(service: ServiceEntry) -> str:
-    return service.label
 
 
 __all__ = ["Api", "run"]

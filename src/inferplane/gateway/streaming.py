@@ -130,7 +130,7 @@ async def _resume(
         )
     ctx.resumes += 1
     ctx.endpoint = endpoint
-    gw.metrics.resumes.inc((f"{service.namespace}/{service.name}",))
+    gw.metrics.resumes.inc((service.label,))
     note = f": inferplane resumed this stream on {endpoint.name} after {len(tracker.ids)} tokens"
     await ctx.out.chunk(note.encode() + b"\n\n")
     tracker.reshape = resume.Reshaper(call, tracker).chunk
