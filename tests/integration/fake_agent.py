@@ -115,10 +115,8 @@ class FakeAgent:
                 self._errors.append(exc)
 
     def _heartbeat(self, client: api_client.Client) -> None:
-        cluster = client.get("Cluster", self.cluster)
-        phase = "Cordoned" if cluster["spec"].get("cordoned") else "Ready"
+        # Facts only, as the real agent's heartbeat: the cluster controller sets the phase.
         status = {
-            "phase": phase,
             "lastHeartbeatTime": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
             "agentVersion": "fake",
         }

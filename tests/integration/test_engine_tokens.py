@@ -106,7 +106,9 @@ def test_the_gateway_sends_each_engine_its_token(up: UpProcess) -> None:
             raw = client.completions.with_raw_response.create(
                 model="demo", prompt="The Python language", max_tokens=2
             )
-            assert raw.parse().choices[0].text
+            # Answered by the engine (sampled text may be a partial UTF-8 character: '').
+            completion = raw.parse()
+            assert completion.usage is not None and completion.usage.completion_tokens == 2
             served.add(raw.headers["x-inferplane-endpoint"])
     assert served, "every answer names the endpoint that gave it"
 

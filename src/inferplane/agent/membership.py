@@ -1,8 +1,13 @@
 """The agent's place in the fleet: its Cluster and Pools, and the heartbeat that keeps the
 cluster Ready.
 
-Joining creates the Cluster, or updates only what the agent owns on it (the labels it was
-given, its region and runtime): a cordon or heartbeat grace set by the platform team stays.
+The heartbeat writes facts only (status.lastHeartbeatTime and agentVersion): the cluster's
+phase has one writer, the control plane's cluster controller (`policy.clusters.assess`),
+which also shows a cordon as phase Cordoned.
+
+Joining creates the Cluster (with the runtime the agent runs), or updates only what the
+agent owns on it (the labels it was given, its region): a cordon, heartbeat grace or runtime
+set by the platform team stays.
 Pools are named CLUSTER-POOL; the agent writes their spec fields it knows and, of their
 status, only readyNodes (the scheduler owns the allocations).
 """
@@ -36,8 +41,6 @@ class Membership:
     pools: list[discovery.PoolPlan]
     runtime: str = "process"
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
-    cordoned: bool = False
-    """Last seen spec.cordoned: the heartbeat reports Cordoned instead of Ready."""
     joined: bool = False
 
     def cluster_object(self) -> Object:
@@ -54,9 +57,11 @@ class Membership:
     def join(self, client: api_client.Client) -> None:
         """Create or update the Cluster and the Pools; mark the pools' nodes ready."""
         cluster = self.cluster_object()
-        patch = {"metadata": {"labels": cluster["metadata"]["labels"]}, "spec": cluster["spec"]}
-        live = _upsert(client, "Cluster", self.cluster, patch, cluster)
-        self.cordoned = bool((live.get("spec") or {}).get("cordoned"))
+        # spec.runtime is written only when the agent creates its Cluster: on one that exists
+        # the agent read it to pick its runtime, and it stays the platform team's to change.
+        owned = {k: v for k, v in cluster["spec"].items() if k != "runtime"}
+        patch = {"metadata": {"labels": cluster["metadata"]["labels"]}, "spec": owned}
+        _upsert(client, "Cluster", self.cluster, patch, cluster)
         for plan in self.pools:
             self._join_pool(client, plan)
         self.joined = True
@@ -81,18 +86,13 @@ class Membership:
         if not self.joined:
             self.join(client)
         try:
-            live = self._beat(client)
+            self._beat(client)
         except api_client.NotFound:
             self.join(client)
-            live = self._beat(client)
-        cordoned = bool((live.get("spec") or {}).get("cordoned"))
-        if cordoned != self.cordoned:
-            self.cordoned = cordoned
             self._beat(client)
 
     def _beat(self, client: api_client.Client) -> Object:
         status = {
-            "phase": "Cordoned" if self.cordoned else "Ready",
             "lastHeartbeatTime": self.clock().isoformat(),
             "agentVersion": inferplane.__version__,
         }

@@ -1,22 +1,24 @@
 """``schedule --dry-run``: where each replica of a deployment would land, and why.
 
-Reads the fleet (Clusters, Pools with their allocations, ModelCaches) from the control plane
-and runs the control plane's own scheduler (`policy.placement`) on it locally, replica after
-replica, so the second replica sees the devices the first one took. Nothing is written.
+Reads the fleet (Clusters, Pools with their allocations, ModelCaches, and the bound replicas
+of the deployments in question) from the control plane, builds the scheduler's snapshot as
+the scheduling controller does (`policy.placement.snapshots`), and runs the control plane's
+own scheduler on it locally, replica after replica, so the second replica sees the devices
+the first one took. Nothing is written.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
 from inferplane import client as api_client
-from inferplane.api import deployments, fleet, validation
+from inferplane.api import deployments, validation
 from inferplane.api import errors as api_errors
 from inferplane.cli import errors, manifests, options, output, session
 from inferplane.policy import devices
-from inferplane.policy.placement import decisions, demands, scheduler, state
+from inferplane.policy.placement import decisions, demands, scheduler, snapshots, state
 
 HEADERS = ["REPLICA", "CLUSTER", "POOL", "NODES", "DEVICES", "WHY"]
 UNSCHEDULABLE = 1
@@ -58,7 +60,7 @@ def schedule(
         found = _deployments(
             filenames, recursive=recursive, namespace=namespace, default=client.namespace
         )
-        planner = scheduler.Scheduler(_snapshot(client))
+        planner = scheduler.Scheduler(_snapshot(client, found))
         rows: list[list[str]] = []
         failed: list[decisions.Unschedulable] = []
         for deployment in found:
@@ -101,26 +103,25 @@ def _deployments(
 
 
 def _check_selectors(deployment: deployments.Deployment) -> None:
-    causes = [
-        api_errors.Cause(f"spec.resources.devices[{i}].selectors[{j}]", f"invalid CEL: {problem}")
-        for i, request in enumerate(deployment.spec.resources.devices)
-        for j, text in enumerate(request.selectors)
-        if (problem := devices.check(text)) is not None
-    ]
+    causes = devices.selector_causes(deployment.spec.resources.devices)
     if causes:
         raise api_errors.ValidationFailure(causes, kind="Deployment", name=deployment.metadata.name)
 
 
-def _snapshot(client: api_client.Client) -> state.Snapshot:
-    """The fleet as the control plane has it now."""
-
-    def items(kind: str, model: Any) -> list[Any]:
-        return [model.model_validate(obj) for obj in client.list(kind).items]
-
-    return state.Snapshot(
-        clusters=items("Cluster", fleet.Cluster),
-        pools=items("Pool", fleet.Pool),
-        caches=items("ModelCache", fleet.ModelCache),
+def _snapshot(client: api_client.Client, found: list[deployments.Deployment]) -> state.Snapshot:
+    """The fleet as the control plane has it now, as the scheduler would see it."""
+    owners = {(d.metadata.namespace or "default", d.metadata.name) for d in found}
+    bound = [
+        replica
+        for namespace in sorted({ns for ns, _ in owners})
+        for replica in client.list("Replica", namespace=namespace).items
+    ]
+    return snapshots.snapshot_of(
+        client.list("Cluster").items,
+        client.list("Pool").items,
+        client.list("ModelCache").items,
+        bound,
+        deployments=owners,
     )
 
 

@@ -44,14 +44,7 @@ Check = Callable[[meta.Resource[Any, Any]], list[errors.Cause]]
 def _device_selectors(obj: meta.Resource[Any, Any]) -> list[errors.Cause]:
     """Every CEL device selector must compile, so a typo is a 422 now, not a replica that
     never schedules later."""
-    found = []
-    for i, request in enumerate(obj.spec.resources.devices):
-        for j, text in enumerate(request.selectors):
-            problem = devices.check(text)
-            if problem is not None:
-                path = f"spec.resources.devices[{i}].selectors[{j}]"
-                found.append(errors.Cause(path, f"invalid CEL: {problem}"))
-    return found
+    return devices.selector_causes(obj.spec.resources.devices)
 
 
 def _apikey_scope(obj: meta.Resource[Any, Any]) -> list[errors.Cause]:
@@ -112,8 +105,7 @@ def validate(info: KindInfo, obj: dict[str, Any]) -> dict[str, Any]:
     try:
         parsed = validation.parse_object(obj)
     except api_errors.ValidationFailure as exc:
-        causes = [errors.Cause(c.field, c.message, c.reason) for c in exc.causes]
-        raise errors.invalid(info.kind, name, causes) from exc
+        raise errors.invalid(info.kind, name, list(exc.causes)) from exc
     problems = CHECKS[info.kind](parsed) if info.kind in CHECKS else []
     if problems:
         raise errors.invalid(info.kind, name, problems)

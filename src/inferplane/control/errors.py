@@ -11,15 +11,8 @@ from typing import Any
 
 from fastapi.responses import JSONResponse
 
+from inferplane.api.errors import Cause
 from inferplane.store import base as store_errors
-
-
-@dataclass(frozen=True)
-class Cause:
-    field: str
-    """Dotted path of the offending field, e.g. spec.replicas."""
-    message: str
-    reason: str = "FieldValueInvalid"
 
 
 @dataclass

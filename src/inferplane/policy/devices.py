@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import functools
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,7 +26,7 @@ import celpy
 import lark
 from celpy import celtypes, evaluation
 
-from inferplane.api import fleet
+from inferplane.api import deployments, errors, fleet
 from inferplane.policy import quantities
 
 MACROS = frozenset({"has", "all", "exists", "exists_one", "map", "filter"})
@@ -96,6 +96,19 @@ def check(text: str) -> str | None:
     except SelectorError as exc:
         return str(exc)
     return None
+
+
+def selector_causes(requests: Sequence[deployments.DeviceRequest]) -> list[errors.Cause]:
+    """A cause for each device selector that does not compile, named by its field path
+    (spec.resources.devices[i].selectors[j]): admission refuses them with a 422, and
+    `schedule --dry-run` with the same message, so a typo never becomes a replica that
+    silently schedules nowhere."""
+    return [
+        errors.Cause(f"spec.resources.devices[{i}].selectors[{j}]", f"invalid CEL: {problem}")
+        for i, request in enumerate(requests)
+        for j, text in enumerate(request.selectors)
+        if (problem := check(text)) is not None
+    ]
 
 
 def _syntax_message(exc: celpy.CELParseError) -> str:

@@ -1,5 +1,6 @@
-"""Cluster health on a hand-moved clock: NotReady after missed heartbeats, eviction after
-the grace period, and a full grace for every cluster when the controller (re)starts."""
+"""The cluster controller on a hand-moved clock: NotReady after missed heartbeats, eviction
+after the grace period, replicas Unknown meanwhile, and what a restart of the controller
+counts. The rules themselves are tested in tests/unit/policy/test_clusters.py."""
 
 from __future__ import annotations
 
@@ -10,11 +11,12 @@ from typing import Any
 import pytest
 
 from inferplane import store as store_pkg
-from inferplane.api import fleet, wellknown
+from inferplane.api import wellknown
 from inferplane.control.controllers import clusters
 from inferplane.control.runtime.controller import Key
 from inferplane.control.runtime.events import EventRecorder
 from inferplane.control.runtime.objects import Objects
+from inferplane.policy import clusters as liveness
 from tests.unit.control import stored
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
@@ -29,51 +31,6 @@ class Clock:
 
     def advance(self, seconds: float) -> None:
         self.now += timedelta(seconds=seconds)
-
-
-def cluster(phase: str = "Ready", *, heartbeat: datetime | None = T0) -> fleet.Cluster:
-    status: dict[str, Any] = {"phase": phase}
-    if heartbeat is not None:
-        status["lastHeartbeatTime"] = heartbeat.isoformat()
-    return fleet.Cluster.model_validate(
-        {
-            "metadata": {"name": "a"},
-            "spec": {"heartbeatGraceSeconds": 10, "evictionGraceSeconds": 60},
-            "status": status,
-        }
-    )
-
-
-def test_a_fresh_heartbeat_keeps_the_cluster_ready_until_its_grace_runs_out() -> None:
-    health = clusters.assess(cluster(), heard=T0, now=T0 + timedelta(seconds=4))
-    assert health.status.phase == "Ready"
-    assert health.status.condition("Ready").status == "True"  # type: ignore[union-attr]
-    assert health.recheck_after == pytest.approx(6, abs=0.1)
-    stale = clusters.assess(cluster(), heard=T0, now=T0 + timedelta(seconds=11))
-    assert stale.status.phase == "NotReady"
-    assert stale.event is not None and stale.event[:2] == ("Warning", "ClusterNotReady")
-
-
-def test_cordon_shows_in_the_phase() -> None:
-    cordoned = cluster().model_copy(update={"spec": fleet.ClusterSpec(cordoned=True)})
-    assert clusters.assess(cordoned, heard=T0, now=T0).status.phase == "Cordoned"
-
-
-def test_a_cluster_that_never_joined_stays_pending() -> None:
-    health = clusters.assess(cluster("Pending", heartbeat=None), heard=None, now=T0)
-    assert health.status.phase == "Pending" and health.event is None
-
-
-def test_eviction_waits_for_the_grace_and_for_the_controller_to_have_watched() -> None:
-    lost = clusters.assess(cluster(), heard=T0, now=T0 + timedelta(seconds=11)).status
-    gone = cluster().model_copy(update={"status": lost})
-    at = clusters.eviction_time(gone, watched_since=T0)
-    assert at == T0 + timedelta(seconds=71)
-    restarted = T0 + timedelta(hours=1)
-    assert clusters.eviction_time(gone, watched_since=restarted) == restarted + timedelta(
-        seconds=60
-    )
-    assert clusters.eviction_time(cluster(), watched_since=T0) is None
 
 
 def test_the_controller_marks_not_ready_then_evicts_on_its_clock(store: store_pkg.Store) -> None:
@@ -172,7 +129,7 @@ def test_replicas_of_a_not_ready_cluster_are_unknown_until_it_is_back(
     lost = reconcile()
     assert lost["phase"] == "Unknown"
     assert lost["url"] == "http://10.0.0.5:8001", "kept: the agent may come back to it"
-    (condition,) = [c for c in lost["conditions"] if c["type"] == clusters.REPLICA_CONDITION]
+    (condition,) = [c for c in lost["conditions"] if c["type"] == liveness.REPLICA_CONDITION]
     assert (condition["status"], condition["reason"]) == ("False", "ClusterNotReady")
     version = store.get("Replica", "t", "chat-abcde")["metadata"]["resourceVersion"]
     reconcile()
@@ -180,14 +137,52 @@ def test_replicas_of_a_not_ready_cluster_are_unknown_until_it_is_back(
         "marked once, not on every pass"
     )
 
-    _heartbeat(store, clock.now)  # the agent is back: it heartbeats (phase Ready) again
+    _heartbeat(store, clock.now)  # the agent is back: it heartbeats again
     back = reconcile()
     assert store.get("Cluster", "", "a")["status"]["phase"] == "Ready"
-    assert all(c["type"] != clusters.REPLICA_CONDITION for c in back.get("conditions", []))
+    assert all(c["type"] != liveness.REPLICA_CONDITION for c in back.get("conditions", []))
 
 
 def _heartbeat(store: store_pkg.Store, when: datetime) -> None:
-    """What an agent's heartbeat writes: phase Ready and the time."""
+    """What an agent's heartbeat writes: the time (the phase is the controller's)."""
     cluster = store.get("Cluster", "", "a")
-    status = {**(cluster.get("status") or {}), "phase": "Ready"}
-    store.update({**cluster, "status": {**status, "lastHeartbeatTime": when.isoformat()}})
+    status = {**(cluster.get("status") or {}), "lastHeartbeatTime": when.isoformat()}
+    store.update({**cluster, "status": status})
+
+
+def test_a_cluster_not_ready_when_the_controller_starts_waits_for_a_new_heartbeat(
+    store: store_pkg.Store,
+) -> None:
+    clock = Clock()
+    _joined(store, eviction_grace=600)
+    cluster = store.get("Cluster", "", "a")
+    store.update({**cluster, "status": {**cluster["status"], "phase": "NotReady"}})
+
+    def restarted() -> clusters.ClusterController:
+        return clusters.ClusterController(
+            Objects(store, lambda: None), EventRecorder(store, component="test"), clock=clock
+        )
+
+    controller = restarted()
+    asyncio.run(controller.reconcile(Key("", "a")))
+    assert store.get("Cluster", "", "a")["status"]["phase"] == "NotReady", (
+        "the heartbeat it found is the one that went stale"
+    )
+    clock.advance(1)
+    _heartbeat(store, clock.now)
+    asyncio.run(controller.reconcile(Key("", "a")))
+    assert store.get("Cluster", "", "a")["status"]["phase"] == "Ready"
+
+
+def test_a_live_cluster_gets_a_full_grace_when_the_controller_starts(
+    store: store_pkg.Store,
+) -> None:
+    clock = Clock()
+    _joined(store, eviction_grace=600)
+    clock.advance(3600)  # the control plane was down for an hour: no heartbeat got through
+    controller = clusters.ClusterController(
+        Objects(store, lambda: None), EventRecorder(store, component="test"), clock=clock
+    )
+    requeue = asyncio.run(controller.reconcile(Key("", "a"))).requeue_after
+    assert store.get("Cluster", "", "a")["status"]["phase"] == "Ready"
+    assert requeue == pytest.approx(10, abs=0.1)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from inferplane.api import fleet, validation
+from inferplane.api import deployments, fleet, validation
 from inferplane.api.errors import ValidationFailure
 from inferplane.policy import devices
 
@@ -121,3 +121,16 @@ def test_pool_device_names_follow_dra(group: dict[str, object], field: str, mess
     (cause,) = caught.value.causes
     assert cause.field == f"spec.devicesPerNode[0].{field}"
     assert message in cause.message
+
+
+def test_selector_causes_name_each_bad_selector_by_its_path() -> None:
+    requests = [
+        deployments.DeviceRequest(name="gpu", count=1, selectors=['device.driver == "x"']),
+        deployments.DeviceRequest(name="gpu", count=1, selectors=["ok == ", "gadget.size > 1"]),
+    ]
+    causes = devices.selector_causes(requests)
+    assert [c.field for c in causes] == [
+        "spec.resources.devices[1].selectors[0]",
+        "spec.resources.devices[1].selectors[1]",
+    ]
+    assert all(c.message.startswith("invalid CEL: ") for c in causes)

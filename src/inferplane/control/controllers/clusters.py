@@ -1,11 +1,12 @@
 """Cluster controller: heartbeat health, eviction from lost clusters, and drains.
 
-Health. The agent heartbeats by writing status.lastHeartbeatTime (and phase Ready, or
-Cordoned). This controller notes, on its own clock, when it last saw that value change; a
-Ready or Cordoned cluster not heard from for spec.heartbeatGraceSeconds becomes NotReady
-(condition Ready=False, Warning Event). Measuring on the controller's clock keeps an agent
-with a skewed clock from flapping, and a control plane that was down (so no agent could
-heartbeat) gives every cluster a full grace period when it comes back.
+Health. The agent heartbeats by writing status.lastHeartbeatTime; this controller is the one
+writer of the phase. It notes, on its own clock, when it last saw that value change, and
+`policy.clusters.assess` derives the phase: Ready (or Cordoned) while heard from within
+spec.heartbeatGraceSeconds, else NotReady (condition Ready=False, Warning Event). Measuring
+on the controller's clock keeps an agent with a skewed clock from flapping, and a control
+plane that was down (so no agent could heartbeat) gives every live cluster a full grace
+period when it comes back; a cluster NotReady then waits for a new heartbeat.
 
 Eviction. A cluster NotReady for spec.evictionGraceSeconds, or deleted, has its replicas
 marked `inferplane.dev/move: evict`: the deployment controller starts each replacement first
@@ -27,119 +28,15 @@ Replicas no deployment owns cannot be replaced and are deleted outright.
 from __future__ import annotations
 
 import copy
-import math
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from inferplane.api import fleet, replicas, wellknown
-from inferplane.api.meta import Condition
 from inferplane.control.runtime.controller import Key, Result, Watch
 from inferplane.control.runtime.events import EventRecorder, EventType
 from inferplane.control.runtime.objects import Clock, Objects, utcnow
-
-LIVE_PHASES = ("Ready", "Cordoned")
-REPLICA_CONDITION = "ClusterReady"
-"""The condition a replica of a NotReady cluster carries, with phase Unknown."""
-RECHECK_SLACK = 0.05
-"""Seconds added to a computed deadline so the recheck lands after it, not just before."""
-
-
-# -- decisions (pure) ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Health:
-    """What the heartbeat says: the status to store and the Event to record, if any."""
-
-    status: fleet.ClusterStatus
-    event: tuple[EventType, str, str] | None
-    recheck_after: float | None
-    """Seconds until the heartbeat goes stale, when it is fresh now."""
-
-
-def assess(cluster: fleet.Cluster, *, heard: datetime | None, now: datetime) -> Health:
-    """The cluster's health at `now`, given when its last heartbeat was seen (`heard`)."""
-    status = cluster.status.model_copy(deep=True)
-    grace = cluster.spec.heartbeatGraceSeconds
-    if status.phase not in LIVE_PHASES:
-        if status.phase == "NotReady":
-            _set_ready(status, False, now=now, grace=grace)
-        return Health(status, None, None)
-    silent = math.inf if heard is None else (now - heard).total_seconds()
-    if silent > grace:
-        status.phase = "NotReady"
-        _set_ready(status, False, now=now, grace=grace)
-        message = f"no heartbeat from the agent for more than {grace:g}s"
-        return Health(status, ("Warning", "ClusterNotReady", message), None)
-    status.phase = "Cordoned" if cluster.spec.cordoned else "Ready"
-    changed = _set_ready(status, True, now=now, grace=grace)
-    event: tuple[EventType, str, str] | None = None
-    if changed:
-        event = ("Normal", "ClusterReady", "the agent is heartbeating")
-    return Health(status, event, grace - silent + RECHECK_SLACK)
-
-
-def _set_ready(status: fleet.ClusterStatus, ready: bool, *, now: datetime, grace: float) -> bool:
-    before = status.condition("Ready")
-    condition = Condition(
-        type="Ready",
-        status="True" if ready else "False",
-        reason="AgentHeartbeat" if ready else "HeartbeatMissed",
-        message="the agent is heartbeating"
-        if ready
-        else f"no heartbeat from the agent for more than {grace:g}s",
-    )
-    status.set_condition(condition, now=now)
-    return before is None or before.status != condition.status
-
-
-def eviction_time(cluster: fleet.Cluster, *, watched_since: datetime) -> datetime | None:
-    """When a NotReady cluster's replicas are to be re-placed; None while it is not NotReady.
-
-    The grace runs from when the cluster became NotReady, but never from before this
-    controller started watching it (a restarted control plane gives agents time to return).
-    """
-    if cluster.status.phase != "NotReady":
-        return None
-    condition = cluster.status.condition("Ready")
-    since = condition.lastTransitionTime if condition is not None else None
-    start = max(_aware(since), watched_since) if since is not None else watched_since
-    return start + timedelta(seconds=cluster.spec.evictionGraceSeconds)
-
-
-def unvouched(
-    replica: replicas.ReplicaStatus, cluster: str, *, now: datetime
-) -> replicas.ReplicaStatus | None:
-    """The status of a replica whose cluster is not live: phase Unknown, condition
-    ClusterReady=False; None when it says so already."""
-    message = f"cluster {cluster} is not ready: no agent reports on this replica"
-    held = replica.condition(REPLICA_CONDITION)
-    if replica.phase == "Unknown" and held is not None and held.message == message:
-        return None
-    status = replica.model_copy(deep=True)
-    status.phase = "Unknown"
-    status.message = message
-    condition = Condition(
-        type=REPLICA_CONDITION, status="False", reason="ClusterNotReady", message=message
-    )
-    status.set_condition(condition, now=now)
-    return status
-
-
-def vouched(replica: replicas.ReplicaStatus) -> replicas.ReplicaStatus | None:
-    """The status once the cluster is live again: without the condition (the agent reports the
-    phase); None when there is nothing to clear."""
-    if replica.condition(REPLICA_CONDITION) is None:
-        return None
-    status = replica.model_copy(deep=True)
-    status.conditions = [c for c in status.conditions if c.type != REPLICA_CONDITION]
-    return status
-
-
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-
+from inferplane.policy import clusters as liveness
+from inferplane.policy.clusters import RECHECK_SLACK
 
 # -- the controller -----------------------------------------------------------------------------
 
@@ -152,8 +49,9 @@ class ClusterController:
         self._objects = objects
         self._recorder = recorder
         self._clock = clock
-        self._heard: dict[str, tuple[str | None, datetime]] = {}
-        """Per cluster: the last heartbeat value seen, and when (our clock) it was seen."""
+        self._heard: dict[str, tuple[str | None, datetime | None]] = {}
+        """Per cluster: the last heartbeat value seen, and when (our clock) it was seen; None
+        for a value found on a NotReady cluster, which does not bring it back."""
         self._watched_since: dict[str, datetime] = {}
         self._attention: set[str] = set()
         """Clusters whose replicas matter to us now: draining, NotReady or deleted."""
@@ -182,7 +80,7 @@ class ClusterController:
             return Result()
         self._watched_since.setdefault(name, now)
         cluster = fleet.Cluster.model_validate(obj)
-        health = assess(cluster, heard=self._observe(cluster, now), now=now)
+        health = liveness.assess(cluster, heard=self._observe(cluster, now), now=now)
         draining = obj["metadata"].get("annotations", {}).get(wellknown.DRAIN_ANNOTATION) == "true"
         if not draining:  # uncordoned: a drain's condition no longer applies
             health.status.conditions = [c for c in health.status.conditions if c.type != "Drained"]
@@ -192,7 +90,7 @@ class ClusterController:
         cluster = fleet.Cluster.model_validate(obj)
         recheck = health.recheck_after
         self._attention.discard(name)
-        evict_at = eviction_time(cluster, watched_since=self._watched_since[name])
+        evict_at = liveness.eviction_time(cluster, watched_since=self._watched_since[name])
         if evict_at is not None:
             self._attention.add(name)
             if now >= evict_at:
@@ -212,7 +110,7 @@ class ClusterController:
         if cluster.status.phase == "NotReady":
             self._vouched.discard(name)
             await self._mark_replicas(name, live=False)
-        elif cluster.status.phase in LIVE_PHASES and name not in self._vouched:
+        elif liveness.phase_is_live(cluster.status.phase) and name not in self._vouched:
             await self._mark_replicas(name, live=True)
             self._vouched.add(name)
 
@@ -222,19 +120,24 @@ class ClusterController:
             if obj["metadata"].get("deletionTimestamp"):
                 continue  # on its way out: the scheduling controller lets it go
             status = replicas.ReplicaStatus.model_validate(obj.get("status") or {})
-            marked = vouched(status) if live else unvouched(status, name, now=now)
+            marked = liveness.vouched(status) if live else liveness.unvouched(status, name, now=now)
             if marked is not None:
                 await self._objects.write_status(
                     obj, marked.model_dump(mode="json", exclude_none=True)
                 )
 
     def _observe(self, cluster: fleet.Cluster, now: datetime) -> datetime | None:
-        """When (our clock) the cluster's current heartbeat value was first seen."""
+        """When (our clock) the cluster's current heartbeat value was first seen, if it
+        counts (`policy.clusters.counts_on_first_sight` for one found at start)."""
         beat = cluster.status.lastHeartbeatTime
         value = beat.isoformat() if beat is not None else None
-        seen = self._heard.get(cluster.metadata.name)
-        if seen is None or seen[0] != value:
-            seen = self._heard[cluster.metadata.name] = (value, now)
+        name = cluster.metadata.name
+        seen = self._heard.get(name)
+        if seen is None:
+            counts = liveness.counts_on_first_sight(cluster)
+            seen = self._heard[name] = (value, now if counts else None)
+        elif seen[0] != value:
+            seen = self._heard[name] = (value, now)
         return seen[1] if value is not None else None
 
     async def _replicas_on(self, cluster: str) -> list[dict[str, Any]]:
@@ -262,14 +165,7 @@ class ClusterController:
                 await self._move(replica, wellknown.MOVE_PLANNED, why=f"cluster {name} is drained")
         status = fleet.ClusterStatus.model_validate(cluster.get("status") or {})
         done = not on
-        condition = Condition(
-            type="Drained",
-            status="True" if done else "False",
-            reason="Drained" if done else "MovingReplicas",
-            message="no replica left on the cluster"
-            if done
-            else f"{len(on)} replicas left to move off the cluster",
-        )
+        condition = liveness.drained(len(on))
         before = status.condition("Drained")
         status.set_condition(condition, now=self._clock())
         stored = await self._objects.write_status(cluster, _dump(status))
@@ -281,7 +177,7 @@ class ClusterController:
         was marked already."""
         meta = replica["metadata"]
         annotations = meta.get("annotations") or {}
-        if annotations.get(wellknown.MOVE_ANNOTATION) in (how, wellknown.MOVE_EVICT):
+        if not liveness.needs_move(annotations, how):
             return False
         if not await self._owned(replica):
             await self._objects.delete("Replica", meta["namespace"], meta["name"])

@@ -31,12 +31,11 @@ from inferplane.control.controllers import quotas, templates
 from inferplane.control.runtime.controller import Key, Result, Watch
 from inferplane.control.runtime.events import EventRecorder, EventType
 from inferplane.control.runtime.objects import Clock, Objects, utcnow
+from inferplane.policy import clusters as liveness
 from inferplane.policy import rollouts
 from inferplane.store import base as store_base
 
 log = logging.getLogger(__name__)
-LIVE_CLUSTER_PHASES = ("Ready", "Cordoned")
-"""Cluster phases with an agent that reports: a Ready replica there serves."""
 TROUBLED_PHASES = ("Failed", "CrashLoopBackOff")
 NAME_ATTEMPTS = 5
 CREATE_BURST = 16
@@ -128,9 +127,7 @@ class DeploymentController:
 
     async def _deployments_on_cluster(self, cluster: dict[str, Any]) -> list[Key]:
         name = cluster["metadata"]["name"]
-        live = (cluster.get("status") or {}).get("phase") in LIVE_CLUSTER_PHASES and not cluster[
-            "metadata"
-        ].get("deletionTimestamp")
+        live = liveness.is_live(cluster)
         if self._cluster_live.get(name) == live:
             return []
         self._cluster_live[name] = live
@@ -193,11 +190,8 @@ class DeploymentController:
 
     async def _views(self, owned: list[dict[str, Any]]) -> list[rollouts.ReplicaView]:
         clusters = await self._objects.list("Cluster")
-        live = {
-            c["metadata"]["name"]
-            for c in clusters
-            if (c.get("status") or {}).get("phase") in LIVE_CLUSTER_PHASES
-        }
+        # a Ready replica serves only where an agent vouches for it
+        live = {c["metadata"]["name"] for c in clusters if liveness.is_live(c)}
         return [_view(r, live) for r in owned]
 
     async def _carry_out(

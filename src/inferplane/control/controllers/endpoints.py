@@ -19,8 +19,7 @@ from typing import Any
 from inferplane.api import meta, secrets, services, wellknown
 from inferplane.control.runtime.controller import Key, Result, Watch
 from inferplane.control.runtime.objects import Objects
-
-LIVE_CLUSTER_PHASES = ("Ready", "Cordoned")
+from inferplane.policy import clusters as liveness
 
 
 class EndpointController:
@@ -46,7 +45,7 @@ class EndpointController:
     async def _replicas_on_cluster(self, cluster: dict[str, Any]) -> list[Key]:
         """Ready replicas of a cluster whose liveness or region changed."""
         name = cluster["metadata"]["name"]
-        seen = _liveness(cluster), _region(cluster)
+        seen = liveness.is_live(cluster), _region(cluster)
         if self._clusters.get(name) == seen:
             return []
         self._clusters[name] = seen
@@ -115,15 +114,10 @@ class EndpointController:
                 engineTokenSecret=secrets.engine_token_name(rmeta["uid"]),
             ),
             status=services.EndpointStatus(
-                ready=phase == "Ready" and cluster is not None and _liveness(cluster),
+                ready=phase == "Ready" and liveness.is_live(cluster),
             ),
         )
         return endpoint.to_dict()
-
-
-def _liveness(cluster: dict[str, Any]) -> bool:
-    gone = bool(cluster["metadata"].get("deletionTimestamp"))
-    return not gone and (cluster.get("status") or {}).get("phase") in LIVE_CLUSTER_PHASES
 
 
 def _region(cluster: dict[str, Any]) -> str:

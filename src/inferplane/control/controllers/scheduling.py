@@ -22,21 +22,21 @@ import logging
 from typing import Any
 
 from inferplane import logs
-from inferplane.api import deployments, fleet, replicas, wellknown
+from inferplane.api import deployments, replicas, wellknown
 from inferplane.api.meta import Condition
 from inferplane.backoff import Backoff
 from inferplane.control.controllers import allocations
 from inferplane.control.runtime.controller import Key, RequeueError, Result, Watch
 from inferplane.control.runtime.events import EventRecorder, EventType
 from inferplane.control.runtime.objects import Clock, Objects, utcnow
-from inferplane.policy.placement import decisions, demands, scheduler, state
+from inferplane.policy import clusters as liveness
+from inferplane.policy.placement import decisions, demands, scheduler, snapshots, state
 from inferplane.policy.placement.bindings import AllocationError
 from inferplane.store import base as store_base
 
 log = logging.getLogger(__name__)
 BIND_ATTEMPTS = 5
 """Fresh snapshots tried in one reconcile when other writers keep changing the pools."""
-LIVE_AGENT_PHASES = ("Ready", "Cordoned")
 RETRY = Backoff(base=1.0, cap=60.0)
 """Delay before an unschedulable replica is tried again (fleet changes retry it at once)."""
 
@@ -191,18 +191,8 @@ class SchedulingController:
             self._objects.list("ModelCache"),
             self._objects.list("Replica", replica.metadata.namespace),
         )
-        deployment = replica.spec.deployment
-        snapshot = state.Snapshot(
-            clusters=[fleet.Cluster.model_validate(c) for c in clusters],
-            pools=[fleet.Pool.model_validate(p) for p in pools],
-            caches=[fleet.ModelCache.model_validate(c) for c in caches],
-            # Spreading counts the replicas of this deployment only.
-            replicas=[
-                replicas.Replica.model_validate(r)
-                for r in peers
-                if r["spec"].get("deployment") == deployment and r["spec"].get("cluster")
-            ],
-        )
+        owner = (replica.metadata.namespace or "default", replica.spec.deployment)
+        snapshot = snapshots.snapshot_of(clusters, pools, caches, peers, deployments={owner})
         by_key = {(p["spec"]["cluster"], p["metadata"]["name"]): p for p in pools}
         return snapshot, by_key
 
@@ -271,8 +261,7 @@ class SchedulingController:
     async def _agent_live(self, cluster: str | None) -> bool:
         if cluster is None:
             return False  # never bound: no agent ever saw it
-        found = await self._objects.get("Cluster", "", cluster)
-        return found is not None and (found.get("status") or {}).get("phase") in LIVE_AGENT_PHASES
+        return liveness.is_live(await self._objects.get("Cluster", "", cluster))
 
     async def _remove_finalizer(self, obj: dict[str, Any], finalizer: str) -> dict[str, Any]:
         updated = copy.deepcopy(obj)

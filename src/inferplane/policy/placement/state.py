@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from inferplane.api import fleet, replicas
-from inferplane.policy import devices
+from inferplane.policy import clusters, devices
 from inferplane.policy.placement import demands
 
 
@@ -159,6 +159,6 @@ def schedulable(cluster: fleet.Cluster) -> str | None:
     """Why no new replica may go to the cluster, or None when one may."""
     if cluster.spec.cordoned or cluster.status.phase == "Cordoned":
         return "cordoned"
-    if cluster.status.phase != "Ready":
+    if not clusters.phase_is_live(cluster.status.phase):
         return "not-ready"
     return None
