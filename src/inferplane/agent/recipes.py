@@ -1,9 +1,10 @@
 """Engine recipes: how to start each engine and where it answers, as data.
 
-A recipe is a command template plus a few facts (health and metrics paths, which metric names
-carry the load). inferplane fills in only the port, the model path and the devices; the
-user's `spec.engine.args` are appended untouched, so every flag an engine has (tensor
-parallelism, quantization, KV transfer) is available without a line of code here. Adding an
+A recipe is a command template plus a few facts (health and metrics paths, whose metric names
+carry the load: api/enginemetrics.py holds every engine's, shared with the gateway).
+inferplane fills in only the port, the model path and the devices; the user's
+`spec.engine.args` are appended untouched, so every flag an engine has (tensor parallelism,
+quantization, KV transfer) is available without a line of code here. Adding an
 engine is adding an entry to `RECIPES`.
 
 Placeholders in a command: `{program}` (the recipe's program, which an environment variable
@@ -19,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from inferplane.agent.runtime import base
-from inferplane.api import engines, replicas
+from inferplane.api import enginemetrics, engines, replicas
 
 PYTHON = "{python}"
 """A program default meaning: the Python interpreter the agent runs on."""
@@ -27,59 +28,6 @@ PYTHON = "{python}"
 
 class LaunchError(Exception):
     """The replica cannot be started as specified; the message says why (shown in status)."""
-
-
-@dataclass(frozen=True)
-class MetricNames:
-    """Which Prometheus samples carry each load number; the first name found wins. Counters
-    and histograms are named by their samples (`_total`; a histogram by its base name, whose
-    `_sum` and `_count` are read)."""
-
-    running: tuple[str, ...] = ()
-    waiting: tuple[str, ...] = ()
-    kv_cache_usage: tuple[str, ...] = ()
-    ttft_histogram: tuple[str, ...] = ()
-    prompt_tokens: tuple[str, ...] = ()
-    generation_tokens: tuple[str, ...] = ()
-    requests: tuple[str, ...] = ()
-
-
-VLLM_METRICS = MetricNames(
-    running=("vllm:num_requests_running",),
-    waiting=("vllm:num_requests_waiting",),
-    kv_cache_usage=("vllm:kv_cache_usage_perc", "vllm:gpu_cache_usage_perc"),
-    ttft_histogram=("vllm:time_to_first_token_seconds",),
-    prompt_tokens=("vllm:prompt_tokens_total",),
-    generation_tokens=("vllm:generation_tokens_total",),
-    requests=("vllm:request_success_total",),
-)
-"""vLLM's names, which the reference engine uses too."""
-
-SGLANG_METRICS = MetricNames(
-    running=("sglang:num_running_reqs",),
-    waiting=("sglang:num_queue_reqs",),
-    kv_cache_usage=("sglang:token_usage",),
-    ttft_histogram=("sglang:time_to_first_token_seconds",),
-    prompt_tokens=("sglang:prompt_tokens_total",),
-    generation_tokens=("sglang:generation_tokens_total",),
-    requests=("sglang:num_requests_total",),
-)
-
-LLAMACPP_METRICS = MetricNames(
-    running=("llamacpp:requests_processing",),
-    waiting=("llamacpp:requests_deferred",),
-    kv_cache_usage=("llamacpp:kv_cache_usage_ratio",),
-    prompt_tokens=("llamacpp:prompt_tokens_total",),
-    generation_tokens=("llamacpp:tokens_predicted_total",),
-)
-
-TGI_METRICS = MetricNames(
-    running=("tgi_batch_current_size",),
-    waiting=("tgi_queue_size",),
-    prompt_tokens=("tgi_request_input_length_sum",),
-    generation_tokens=("tgi_request_generated_tokens_sum",),
-    requests=("tgi_request_success_total", "tgi_request_success"),
-)
 
 
 @dataclass(frozen=True)
@@ -111,7 +59,8 @@ class Recipe:
     """An environment variable of the agent that, when set, replaces the program."""
     health_path: str = "/health"
     metrics_path: str = "/metrics"
-    metrics: MetricNames = VLLM_METRICS
+    metrics: enginemetrics.MetricNames = enginemetrics.VLLM
+    """The names its load is read under (api/enginemetrics.py); vLLM's unless it says."""
     devices_env: str = "CUDA_VISIBLE_DEVICES"
     """The variable that tells the engine which devices are its own."""
     builtin_models: bool = False
@@ -160,7 +109,7 @@ RECIPES: dict[str, Recipe] = {
         command=("{program}", "-m", "sglang.launch_server", "--model-path", "{model_path}",
                  "--host", "{host}", "--port", "{port}"),
         program_env="INFERPLANE_SGLANG_PYTHON",
-        metrics=SGLANG_METRICS,
+        metrics=enginemetrics.SGLANG,
         api_key=ApiKeyIntake(env=None),  # SGLang reads no variable for it
     ),
     "llamacpp": Recipe(
@@ -168,7 +117,7 @@ RECIPES: dict[str, Recipe] = {
         command=("{program}", "--model", "{model_path}", "--host", "{host}", "--port", "{port}"),
         program="llama-server",
         program_env="INFERPLANE_LLAMACPP_SERVER",
-        metrics=LLAMACPP_METRICS,
+        metrics=enginemetrics.LLAMACPP,
         api_key=ApiKeyIntake(env="LLAMA_API_KEY", metrics_need_key=True),
     ),
     "tgi": Recipe(
@@ -177,7 +126,7 @@ RECIPES: dict[str, Recipe] = {
                  "--port", "{port}"),
         program="text-generation-launcher",
         program_env="INFERPLANE_TGI_LAUNCHER",
-        metrics=TGI_METRICS,
+        metrics=enginemetrics.TGI,
         api_key=ApiKeyIntake(env="API_KEY"),  # the launcher's --api-key, env API_KEY
     ),
     "custom": Recipe(name="custom", command=()),

@@ -12,8 +12,7 @@ from datetime import UTC, datetime
 import httpx
 
 from inferplane.agent import load
-from inferplane.agent.recipes import MetricNames
-from inferplane.api import replicas
+from inferplane.api import enginemetrics, replicas
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +36,7 @@ def http_fetch(url: str, token: str | None) -> str | None:
 class Target:
     url: str
     """The engine's metrics URL."""
-    names: MetricNames
+    names: enginemetrics.MetricNames
     token: str | None = field(default=None, repr=False)
     """The engine's token, for engines whose /metrics requires it (llama.cpp's server); the
     others keep /metrics open, as vLLM does, and are scraped without it."""
@@ -79,9 +78,7 @@ class Scraper:
             text = self._fetch(target.url, target.token)
             if text is None:
                 continue
-            current = load.sample(
-                load.parse(text), target.names, at=self._clock(), observed=self._wall()
-            )
+            current = load.sample(text, target.names, at=self._clock(), observed=self._wall())
             with self._lock:
                 kept = self._samples.get(name)
                 previous = kept[1] if kept is not None and kept[0] == target else None

@@ -1,9 +1,11 @@
 """The engines' own view of their load, scraped off the request path.
 
-Every few seconds the gateway reads each internal endpoint's /metrics (vLLM's names, which
-the reference engine, vLLM and SGLang's vLLM-compatible mode all serve): requests running,
-requests waiting, KV-cache usage. They see every gateway's traffic but lag by the scrape
-period; the router takes the larger of them and its own in-flight count (EndpointState.load).
+Every few seconds the gateway reads each internal endpoint's /metrics: requests running,
+requests waiting, KV-cache usage. An Endpoint does not say which engine serves it, so the
+reading recognises the engine by the names in the scrape (api/enginemetrics.py, the one
+table the agent reads by too): vLLM and the reference engine, SGLang, llama.cpp and TGI alike.
+The numbers see every gateway's traffic but lag by the scrape period; the router takes the
+larger of them and its own in-flight count (EndpointState.load).
 """
 
 from __future__ import annotations
@@ -12,18 +14,13 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from inferplane.api import enginemetrics
 from inferplane.gateway.table import EndpointEntry, NsName, Table
 from inferplane.gateway.upstreams import Upstreams
 from inferplane.gateway.wire.upstream import UpstreamError
 
 SCRAPE_SECONDS = 2.0
 TIMEOUT = 2.0
-NAMES = {
-    b"vllm:num_requests_running": "running",
-    b"vllm:num_requests_waiting": "waiting",
-    b"vllm:kv_cache_usage_perc": "kv_usage",
-    b"vllm:gpu_cache_usage_perc": "kv_usage",  # vLLM before 0.10
-}
 
 
 @dataclass(frozen=True)
@@ -34,23 +31,10 @@ class EngineLoad:
 
 
 def parse(text: bytes) -> EngineLoad:
-    """The load in a Prometheus text exposition; metrics summed over their label sets."""
-    found: dict[str, float] = {}
-    for line in text.splitlines():
-        if not line.startswith(b"vllm:"):
-            continue
-        name = line.split(b"{", 1)[0].split(b" ", 1)[0]
-        field = NAMES.get(name)
-        if field is None:
-            continue
-        try:
-            value = float(line.rsplit(b" ", 1)[1])
-        except (IndexError, ValueError):
-            continue
-        found[field] = found.get(field, 0.0) + value
-    return EngineLoad(
-        int(found.get("running", 0)), int(found.get("waiting", 0)), found.get("kv_usage", 0.0)
-    )
+    """The load in a Prometheus text exposition of any known engine; metrics summed over
+    their label sets."""
+    reading = enginemetrics.read_any(text.decode("utf-8", "replace"))
+    return EngineLoad(int(reading.running), int(reading.waiting), reading.kv_cache_usage)
 
 
 async def scrape_forever(

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from inferplane.agent import load, recipes
+from inferplane.api import enginemetrics
 
 # What the reference engine (and vLLM) answer at /metrics, cut down.
 VLLM_TEXT = """\
@@ -42,16 +43,8 @@ vllm:request_success_total{finished_reason="length",model_name="tiny"} 4.0
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
 
 
-def test_parse_sums_label_sets_and_reads_tricky_labels() -> None:
-    metrics = load.parse(VLLM_TEXT)
-    assert metrics["vllm:num_requests_running"] == 3.0
-    assert metrics["vllm:request_success_total"] == 10.0
-    tricky = 'x{path="/a b}c",q="say \\"hi\\""} 7 1700000000000\ny 2\nz{a="1"} NaN\nbad'
-    assert load.parse(tricky) == {"x": 7.0, "y": 2.0}
-
-
 def test_the_first_scrape_gives_the_gauges() -> None:
-    sample = load.sample(load.parse(VLLM_TEXT), recipes.VLLM_METRICS, at=0.0, observed=T0)
+    sample = load.sample(VLLM_TEXT, enginemetrics.VLLM, at=0.0, observed=T0)
     first = load.load_between(None, sample)
     assert (first.running, first.waiting, first.kvCacheUsage) == (3, 1, 0.25)
     assert first.ttftSeconds is None and first.generationTokensPerSecond == 0.0
@@ -59,9 +52,9 @@ def test_the_first_scrape_gives_the_gauges() -> None:
 
 
 def test_two_scrapes_give_rates_and_the_mean_ttft_between_them() -> None:
-    names = recipes.VLLM_METRICS
-    before = load.sample(load.parse(VLLM_TEXT), names, at=100.0, observed=T0)
-    after = load.sample(load.parse(LATER_TEXT), names, at=104.0, observed=T0)
+    names = recipes.RECIPES["vllm"].metrics
+    before = load.sample(VLLM_TEXT, names, at=100.0, observed=T0)
+    after = load.sample(LATER_TEXT, names, at=104.0, observed=T0)
     measured = load.load_between(before, after)
     assert measured.ttftSeconds == pytest.approx(0.25)  # 1 s over 4 first tokens
     assert measured.promptTokensPerSecond == pytest.approx(100.0)
@@ -70,9 +63,9 @@ def test_two_scrapes_give_rates_and_the_mean_ttft_between_them() -> None:
 
 
 def test_a_restarted_engine_resets_its_counters_without_negative_rates() -> None:
-    names = recipes.VLLM_METRICS
-    before = load.sample(load.parse(LATER_TEXT), names, at=100.0, observed=T0)
-    after = load.sample(load.parse(VLLM_TEXT), names, at=110.0, observed=T0)
+    names = recipes.RECIPES["vllm"].metrics
+    before = load.sample(LATER_TEXT, names, at=100.0, observed=T0)
+    after = load.sample(VLLM_TEXT, names, at=110.0, observed=T0)
     measured = load.load_between(before, after)
     assert measured.promptTokensPerSecond == pytest.approx(100.0)  # 1000 since the reset
     assert measured.requestsPerSecond >= 0.0
@@ -80,8 +73,22 @@ def test_a_restarted_engine_resets_its_counters_without_negative_rates() -> None
 
 def test_other_engines_names_map_through_their_recipes() -> None:
     text = "sglang:num_running_reqs 2\nsglang:num_queue_reqs 5\nsglang:token_usage 0.5\n"
-    sample = load.sample(load.parse(text), recipes.SGLANG_METRICS, at=0.0, observed=T0)
-    measured = load.load_between(None, sample)
+    sglang = recipes.RECIPES["sglang"].metrics
+    measured = load.load_between(None, load.sample(text, sglang, at=0.0, observed=T0))
     assert (measured.running, measured.waiting, measured.kvCacheUsage) == (2, 5, 0.5)
-    missing = load.sample({}, recipes.TGI_METRICS, at=0.0, observed=T0)
+    missing = load.sample("", recipes.RECIPES["tgi"].metrics, at=0.0, observed=T0)
     assert load.load_between(None, missing).running == 0
+
+
+def test_every_recipe_reads_by_a_table_of_the_one_module() -> None:
+    tables = list(enginemetrics.ENGINES.values())
+    assert all(any(r.metrics is t for t in tables) for r in recipes.RECIPES.values())
+    assert recipes.RECIPES["reference"].metrics is enginemetrics.VLLM
+    assert recipes.RECIPES["llamacpp"].metrics is enginemetrics.LLAMACPP
+
+
+def test_usage_over_one_is_clamped_and_counts_are_rounded() -> None:
+    text = "vllm:num_requests_running 2.6\nvllm:kv_cache_usage_perc 1.5\n"
+    sample = load.sample(text, enginemetrics.VLLM, at=0.0, observed=T0)
+    measured = load.load_between(None, sample)
+    assert (measured.running, measured.kvCacheUsage) == (3, 1.0)
