@@ -3,7 +3,8 @@ replicas running.
 
 Threads, each with its own connection (all outbound): membership (join, then heartbeat),
 the replica watch, the reporter (statuses, finalizers), the metrics scraper and the log
-shipper. The main thread owns the runtime: it adopts what an earlier agent left running,
+shipper. The main thread owns the runtime (the one the Cluster's spec.runtime names, built
+before the agent by `runtime.registry`): it adopts what an earlier agent left running,
 then every half second (or at once on a watch event) syncs the runtime, decides what to do
 (`reconcile.decide`), does it, and publishes statuses, scrape targets and releases. None of
 this needs the control plane: when it is away, engines keep running and serving, and on its
@@ -13,9 +14,8 @@ return the watch resumes where it stopped and the reporter catches up.
 from __future__ import annotations
 
 import logging
-import os
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,9 +54,7 @@ class AgentSettings:
     cluster: str
     labels: dict[str, str] = field(default_factory=dict)
     data_dir: Path = Path(".")
-    """Engine logs and the runtime's state file."""
-    host: str = "127.0.0.1"
-    """Address engines listen on, and the host of their URLs."""
+    """The agent's files: its credential, its runtime's name, the runtime's logs and state."""
     heartbeat_seconds: float = 5.0
     load_seconds: float = 5.0
     drain_grace_seconds: float = 30.0
@@ -68,16 +66,9 @@ class AgentSettings:
     certificate the agent presents (mutual TLS)."""
 
 
-def visible_devices(spec: replicas.ReplicaSpec, device_ids: Mapping[str, list[str]]) -> str:
-    """CUDA_VISIBLE_DEVICES for the replica: its devices on its (leader) node."""
-    leader = spec.nodes[0] if spec.nodes else 0
-    found = []
-    for allocation in spec.devices:
-        if allocation.node != leader:
-            continue
-        known = device_ids.get(allocation.group) or []
-        found += [known[i] if i < len(known) else str(i) for i in allocation.indexes]
-    return ",".join(found)
+def client_of(settings: AgentSettings) -> api_client.Client:
+    """A client of the control plane as the agent's own identity."""
+    return api_client.Client(settings.control, settings.token, timeout=10.0, tls=settings.tls)
 
 
 class Agent:
@@ -88,17 +79,18 @@ class Agent:
         pools: list[discovery.PoolPlan],
         *,
         make_client: Callable[[], api_client.Client] | None = None,
-        environ: Mapping[str, str] = os.environ,
     ) -> None:
         self.settings = settings
         self.runtime = runtime
         self.pools = pools
-        self._make_client = make_client or self._default_client
-        self._environ = environ
+        self._make_client = make_client or (lambda: client_of(settings))
         self.cache = watcher.ReplicaCache()
         self.reporter = reporter.Reporter()
         self.scraper = scraper.Scraper()
-        self.membership = membership.Membership(settings.cluster, dict(settings.labels), pools)
+        # The join writes spec.runtime: the runtime this agent runs, never a fixed one.
+        self.membership = membership.Membership(
+            settings.cluster, dict(settings.labels), pools, runtime=runtime.kind
+        )
         self.tokens = tokens.EngineTokens(self._make_client)
         self._waiting: dict[str, str] = {}
         """Replicas whose engine waits for its token, and why (logged once per reason)."""
@@ -107,10 +99,6 @@ class Agent:
         self._targets: dict[str, scraper.Target] = {}
         self.settled = threading.Event()
         """Set after the first pass that saw the full list of replicas and acted on it."""
-
-    def _default_client(self) -> api_client.Client:
-        settings = self.settings
-        return api_client.Client(settings.control, settings.token, timeout=10.0, tls=settings.tls)
 
     # -- running ----------------------------------------------------------------------------
 
@@ -240,28 +228,15 @@ class Agent:
         self._launched[name] = generation
 
     def launch_for(self, name: str, obj: Object) -> base.Launch:
-        """The engine launch of a replica object, with its engine token; raises LaunchError,
-        SourceError or TokenUnavailable."""
+        """The engine launch of a replica object, as the runtime resolves it, with its engine
+        token; raises LaunchError, SourceError or TokenUnavailable."""
         try:
             spec = replicas.ReplicaSpec.model_validate(obj.get("spec") or {})
         except pydantic.ValidationError as exc:
             raise recipes.LaunchError(f"the replica's spec is not valid: {exc}") from exc
-        if spec.resources.nodes > 1:
-            raise recipes.LaunchError(
-                f"the process runtime runs single-node replicas; this one needs"
-                f" {spec.resources.nodes} nodes"
-            )
+        replica = base.Replica(name, spec, device_ids=self._device_ids(spec.pool))
+        launch = self.runtime.launch_for(replica)
         recipe = recipes.recipe_of(spec.engine)
-        model = sources.model_path(spec.model.source, builtin_ok=recipe.builtin_models)
-        devices = visible_devices(spec, self._device_ids(spec.pool))
-        launch = recipes.launch_for(
-            name,
-            spec,
-            host=self.settings.host,
-            model_path=model,
-            devices=devices,
-            environ=self._environ,
-        )
         if recipe.api_key is None:
             return launch  # a custom command: there is no telling it to require a token
         return recipe.with_api_key(launch, self.tokens.token_for(obj))

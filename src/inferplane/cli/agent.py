@@ -103,7 +103,7 @@ def agent(
     from inferplane import logs
     from inferplane.agent import agent as agent_mod
     from inferplane.agent import discovery
-    from inferplane.agent.runtime import process
+    from inferplane.agent.runtime import choice, registry
 
     name = _cluster_name(cluster)
     state_dir = (data_dir or clientconfig.data_dir() / "agents" / cluster).expanduser()
@@ -114,7 +114,6 @@ def agent(
         cluster=name,
         labels=parse_labels(labels),
         data_dir=state_dir,
-        host=host,
         heartbeat_seconds=heartbeat,
         load_seconds=load_interval,
         drain_grace_seconds=drain_grace,
@@ -128,9 +127,17 @@ def agent(
         raise typer.Exit(1) from None
     logs.configure(log_level)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request is noise here
-    runtime = process.ProcessRuntime(
-        process.ProcessSettings(settings.data_dir, die_with_agent=not keep_engines_on_exit)
+    runtime_options = registry.RuntimeOptions(
+        settings.data_dir, host=host, keep_engines_on_exit=keep_engines_on_exit
     )
+    try:
+        # Before the agent starts: the runtime it adopts engines with is the Cluster's.
+        runtime = choice.runtime_for(
+            lambda: agent_mod.client_of(settings), name, settings.data_dir, runtime_options
+        )
+    except registry.UnknownRuntime as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
     stop = threading.Event()
     _stop_on_signals(stop)
     agent_mod.Agent(settings, runtime, pools).run(stop)

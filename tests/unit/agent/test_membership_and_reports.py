@@ -33,7 +33,7 @@ def test_joining_creates_the_cluster_and_its_pools() -> None:
     assert cluster is not None
     assert cluster["metadata"]["labels"] == {"region": "eu-west", "tier": "prod"}
     assert cluster["spec"] == {"region": "eu-west", "runtime": "process"}
-    assert cluster["status"]["phase"] == "Ready"
+    assert "phase" not in cluster["status"], "the phase is the cluster controller's to write"
     assert cluster["status"]["lastHeartbeatTime"] == NOW.isoformat()
     assert cluster["status"]["agentVersion"]
     pool = api.find("Pool", "eu-1-h100")
@@ -44,13 +44,14 @@ def test_joining_creates_the_cluster_and_its_pools() -> None:
     assert api.find("Pool", "eu-1-cpu") is not None
 
 
-def test_joining_keeps_what_the_platform_team_set_and_heartbeats_say_cordoned() -> None:
+def test_joining_keeps_what_the_platform_team_set_and_leaves_the_phase_alone() -> None:
     api = fake.FakeResourceApi()
     api.add(
         {
             "kind": "Cluster",
             "metadata": {"name": "eu-1", "labels": {"owner": "platform"}},
             "spec": {"cordoned": True, "heartbeatGraceSeconds": 60},
+            "status": {"phase": "NotReady"},
         }
     )
     api.add({"kind": "Pool", "metadata": {"name": "eu-1-cpu"}, "spec": {"pricePerHour": 3.5}})
@@ -61,7 +62,8 @@ def test_joining_keeps_what_the_platform_team_set_and_heartbeats_say_cordoned() 
                                              "tier": "prod"}  # fmt: skip
     assert cluster["spec"]["cordoned"] is True
     assert cluster["spec"]["heartbeatGraceSeconds"] == 60
-    assert cluster["status"]["phase"] == "Cordoned"
+    assert cluster["status"]["phase"] == "NotReady", "only the cluster controller sets it"
+    assert cluster["status"]["lastHeartbeatTime"] == NOW.isoformat()
     pool = api.find("Pool", "eu-1-cpu")
     assert pool is not None and pool["spec"]["pricePerHour"] == 3.5  # not the agent's to set
 
@@ -152,9 +154,16 @@ def test_finalizer_removal_survives_a_concurrent_write() -> None:
 class FakeRuntime:
     """A runtime that runs nothing: it records what it is asked, as the Runtime seam allows."""
 
+    kind = "fake"
+
     def __init__(self) -> None:
+        self.replicas: dict[str, base.Replica] = {}
         self.started: dict[str, base.Launch] = {}
         self.stopping: set[str] = set()
+
+    def launch_for(self, replica: base.Replica) -> base.Launch:
+        self.replicas[replica.name] = replica
+        return base.Launch(name=replica.name, command=("engine", "--port", base.PORT))
 
     def adopt(self) -> list[str]:
         return []
@@ -200,7 +209,7 @@ def test_one_agent_loop_starts_reports_drains_and_releases(tmp_path: Path) -> No
     api.revealed[("inferplane-system", ENGINE_TOKEN)] = {"token": "tok-loop"}
     settings = agent.AgentSettings(control=fake.SERVER, token=fake.TOKEN, cluster="eu-1",
                                    data_dir=tmp_path)  # fmt: skip
-    plane = agent.Agent(settings, runtime, [h100], environ={}, make_client=lambda: client_of(api))
+    plane = agent.Agent(settings, runtime, [h100], make_client=lambda: client_of(api))
     obj = bound(finalizers=[reconcile.AGENT_STOP], generation=1, uid=UID)
     plane.cache.apply(api_client.WatchEvent("RESYNC", {"items": [obj]}))
     plane.step()
@@ -208,9 +217,12 @@ def test_one_agent_loop_starts_reports_drains_and_releases(tmp_path: Path) -> No
     obj["status"]["engineTokenSecret"] = ENGINE_TOKEN
     plane.cache.apply(api_client.WatchEvent("MODIFIED", obj))
     plane.step()
+    # The runtime is handed the replica and its pool's devices; what it runs is its to say.
+    handed = runtime.replicas["default/chat-0"]
+    assert handed.spec.nodes == [1] and handed.spec.pool == "eu-1-h100"
+    assert handed.device_ids == {"gpu": ["GPU-a", "GPU-b", "GPU-c", "GPU-d"]}
     launch = runtime.started["default/chat-0"]
-    assert launch.env["CUDA_VISIBLE_DEVICES"] == "GPU-a,GPU-c"  # node 1's devices, by id
-    assert launch.command[-5:] == ("demo", "--host", "127.0.0.1", "--port", "{port}")
+    assert launch.command == ("engine", "--port", "{port}")
     assert launch.token == "tok-loop"
     assert launch.environment()["INFERPLANE_ENGINE_API_KEY"] == "tok-loop"
     assert "tok-loop" not in repr(launch.to_dict())
@@ -230,3 +242,22 @@ def test_one_agent_loop_starts_reports_drains_and_releases(tmp_path: Path) -> No
     plane.reporter.flush(client)
     stored = api.find("Replica", "chat-0")
     assert stored is not None and stored["metadata"]["finalizers"] == []
+
+
+def test_the_agent_joins_with_the_runtime_it_runs(tmp_path: Path) -> None:
+    api = fake.FakeResourceApi()
+    settings = agent.AgentSettings(control=fake.SERVER, token=fake.TOKEN, cluster="eu-1",
+                                   data_dir=tmp_path)  # fmt: skip
+    plane = agent.Agent(settings, FakeRuntime(), [], make_client=lambda: client_of(api))
+    plane.membership.join(client_of(api))
+    cluster = api.find("Cluster", "eu-1")
+    assert cluster is not None and cluster["spec"]["runtime"] == "fake"
+
+
+def test_joining_leaves_the_runtime_of_an_existing_cluster_to_the_platform_team() -> None:
+    api = fake.FakeResourceApi()
+    api.add({"kind": "Cluster", "metadata": {"name": "eu-1"}, "spec": {"runtime": "kubernetes"}})
+    member().heartbeat(client_of(api))
+    cluster = api.find("Cluster", "eu-1")
+    assert cluster is not None and cluster["spec"]["runtime"] == "kubernetes"
+    assert cluster["spec"]["region"] == "eu-west", "what the agent owns is still written"

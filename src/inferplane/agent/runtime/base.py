@@ -1,18 +1,22 @@
 """What an agent asks of a runtime, and what a runtime reports back.
 
-A runtime runs engines: it starts one from a `Launch` (everything resolved from the replica:
-command, environment, devices, probes), keeps it alive (probes, restarts with backoff) and
-stops it gracefully. The agent only ever talks to the `Runtime` interface, so the process
-runtime and a Kubernetes runtime are interchangeable.
+A runtime runs engines: it resolves a bound `Replica` into a `Launch` (command, environment,
+devices, probes, as only it knows how on its machines), starts one, keeps it alive (probes,
+restarts with backoff) and stops it gracefully. The agent only ever talks to the `Runtime`
+interface, so the process runtime and a Kubernetes runtime are interchangeable; which one an
+agent runs is its Cluster's `spec.runtime` (`registry`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol
+
+from inferplane.api import replicas
 
 Phase = Literal["Starting", "Ready", "Draining", "CrashLoopBackOff"]
 """An engine's phase as a runtime sees it; the Replica phases of the same names."""
@@ -35,6 +39,20 @@ class RuntimeFailure(Exception):
 
 class UnknownEngine(RuntimeFailure):
     """The runtime runs no engine of that name (and keeps no log of one)."""
+
+
+@dataclass(frozen=True)
+class Replica:
+    """A replica bound to this cluster, as the agent hands it to its runtime."""
+
+    name: str
+    """Unique within the agent: the replica's namespace/name."""
+    spec: replicas.ReplicaSpec
+    """What to run (model, engine, resources) and where the scheduler put it (pool, nodes,
+    devices)."""
+    device_ids: Mapping[str, list[str]] = field(default_factory=dict)
+    """The IDs of the devices of the replica's pool, by device group, as the agent discovered
+    them (GPU and MIG UUIDs): `device_ids[group][i]` is the device at index i."""
 
 
 @dataclass(frozen=True)
@@ -167,6 +185,15 @@ class LogChunk:
 
 class Runtime(Protocol):
     """Runs engines. Every method but `read_log` is called from one thread, the agent's loop."""
+
+    @property
+    def kind(self) -> str:
+        """Its name in the registry and in a Cluster's `spec.runtime`, e.g. process."""
+
+    def launch_for(self, replica: Replica) -> Launch:
+        """The launch that runs `replica` here, without its engine token (the agent adds it).
+        Raises recipes.LaunchError or sources.SourceError when the replica cannot run on this
+        runtime: the message says why, and goes in the replica's status."""
 
     def adopt(self) -> list[str]:
         """Take over the engines an earlier agent left running; returns their names."""

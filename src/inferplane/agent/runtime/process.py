@@ -5,6 +5,10 @@ dir, a startup deadline, liveness and readiness probes on its health path, resta
 exponential backoff (CrashLoopBackOff after repeated crashes), and a graceful stop: SIGTERM
 to its process group, SIGKILL after the grace period. `sync()` does all the watching; the
 agent calls it from its loop, tests call it with a clock of their own.
+
+What a replica needs to run here is this runtime's to say (`launch_for`): one node only (this
+machine), the model as a local path, and its devices named in the recipe's variable
+(CUDA_VISIBLE_DEVICES) by the IDs the agent discovered on this host.
 """
 
 from __future__ import annotations
@@ -13,18 +17,22 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 from inferplane import logs
+from inferplane.agent import recipes, sources
 from inferplane.agent.runtime import base, probes, processes, state
+from inferplane.api import replicas
 from inferplane.backoff import Backoff
 
 log = logging.getLogger(__name__)
 
+KIND = "process"
+"""This runtime's name in the registry and in a Cluster's spec.runtime."""
 HIDDEN_ENV = ("INFERPLANE_TOKEN",)
 """The agent's own secrets, never passed on to engines."""
 LOG_TAIL_BYTES = 4096
@@ -49,6 +57,8 @@ class ProcessSettings:
     """Seconds Ready after which the crash count starts again from zero."""
     die_with_agent: bool = True
     """Have the kernel stop engines when the agent process dies (Linux)."""
+    host: str = "127.0.0.1"
+    """Address engines listen on, and the host of their URLs."""
 
 
 @dataclass(eq=False)
@@ -99,12 +109,20 @@ class ProcessRuntime:
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], datetime] = _utcnow,
         probe: probes.Probe = probes.http_probe,
+        environ: Mapping[str, str] = os.environ,
     ) -> None:
+        """`environ`: the agent's environment, where a recipe's program may be overridden
+        (e.g. INFERPLANE_VLLM_PYTHON)."""
         self.settings = settings
         self._clock = clock
         self._wall = wall
         self._probe = probe
+        self._environ = environ
         self._engines: dict[str, _Engine] = {}
+
+    @property
+    def kind(self) -> str:
+        return KIND
 
     # -- paths ------------------------------------------------------------------------------
 
@@ -116,6 +134,26 @@ class ProcessRuntime:
         return self.settings.data_dir / "logs" / (name.replace("/", "_") + ".log")
 
     # -- the Runtime interface --------------------------------------------------------------
+
+    def launch_for(self, replica: base.Replica) -> base.Launch:
+        """The replica's engine as a process on this machine: refused (LaunchError) when it
+        spans several nodes; SourceError when its model is not a path here."""
+        spec = replica.spec
+        if spec.resources.nodes > 1:
+            raise recipes.LaunchError(
+                f"the process runtime runs single-node replicas; this one needs"
+                f" {spec.resources.nodes} nodes"
+            )
+        recipe = recipes.recipe_of(spec.engine)
+        model = sources.model_path(spec.model.source, builtin_ok=recipe.builtin_models)
+        return recipes.launch_for(
+            replica.name,
+            spec,
+            host=self.settings.host,
+            model_path=model,
+            devices=visible_devices(spec, replica.device_ids),
+            environ=self._environ,
+        )
 
     def adopt(self) -> list[str]:
         """Take over the engines an earlier agent on this data dir left behind: running ones
@@ -394,6 +432,19 @@ class ProcessRuntime:
         }
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
         state.save(self.state_path, records)
+
+
+def visible_devices(spec: replicas.ReplicaSpec, device_ids: Mapping[str, list[str]]) -> str:
+    """CUDA_VISIBLE_DEVICES for the replica: its devices on its (leader) node, by their IDs
+    where discovery found them, else by index."""
+    leader = spec.nodes[0] if spec.nodes else 0
+    found = []
+    for allocation in spec.devices:
+        if allocation.node != leader:
+            continue
+        known = device_ids.get(allocation.group) or []
+        found += [known[i] if i < len(known) else str(i) for i in allocation.indexes]
+    return ",".join(found)
 
 
 def _environment(launch: base.Launch) -> dict[str, str]:
