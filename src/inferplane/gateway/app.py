@@ -21,8 +21,7 @@ import orjson
 from inferplane import logs
 from inferplane.gateway import errors, pipeline, usage
 from inferplane.gateway.accesslog import AccessLog
-from inferplane.gateway.calls import OPENAI_PATHS, Api, Call, parse_openai, parse_v2
-from inferplane.gateway.context import Context
+from inferplane.gateway.calls import OPENAI_PATHS, Api, parse_openai, parse_v2
 from inferplane.gateway.holdqueue import HoldQueue
 from inferplane.gateway.metrics import FLEET, GatewayMetrics
 from inferplane.gateway.router import Router
@@ -38,7 +37,6 @@ KEY_CACHE = 65536
 FLEET_NAMESPACE = "inferplane-system"
 """The fleet's namespace (control/auth.py's; gateway/ does not import control/): a key of it
 sees every namespace's series on /metrics."""
-_STATUS = {code: str(code) for code in range(100, 600)}
 
 V2_OPS = {
     b"infer": Api.V2_INFER,
@@ -131,36 +129,39 @@ class GatewayApp:
         error = errors.GatewayError(500, "internal error in the gateway", "server_error")
         out.send(500, error.openai_body())
 
-    async def _inference(
+    def _inference(
         self, request: Request, out: Responder, api: Api, v2_model: str | None
-    ) -> None:
-        ctx = Context(request, out, self._prefix + b"-%d" % next(self._ids))
-        call: Call | None = None
+    ) -> Awaitable[None] | None:
+        """The request's run to await once its key and call are known; None when it was
+        refused before (answered and accounted here)."""
+        arrived = time.monotonic()
+        request_id = self._prefix + b"-%d" % next(self._ids)
+        key: KeyEntry | None = None
         try:
             if request.method != b"POST":
                 raise errors.GatewayError(405, f"{api.value} takes POST", cause="bad_request")
-            ctx.key = self._authenticate(request)
+            key = self._authenticate(request)
             call = (
                 parse_v2(api, v2_model, request.body)
                 if v2_model is not None
                 else parse_openai(api, request.body, request.headers.get(b"content-type"))
             )
-            await pipeline.run(self, call, ctx.key, out, ctx)
         except errors.GatewayError as error:
-            ctx.status, ctx.cause = error.status, error.cause
             body = error.v2_body() if api.v2 else error.openai_body()
-            out.send(
-                error.status, body, headers=(*error.headers, (b"x-request-id", ctx.request_id))
-            )
-        finally:
-            self._account(ctx, call)
+            out.send(error.status, body, headers=(*error.headers, (b"x-request-id", request_id)))
+            self._refused(request, request_id, arrived, key, error.status, error.cause)
+            return None
+        except Exception:
+            self._refused(request, request_id, arrived, key, 0, None)  # counted, then a 500
+            raise
+        return pipeline.RequestRun(self, request, out, request_id, arrived, key, call).serve()
 
-    async def _v2(self, request: Request, out: Responder) -> None:
+    def _v2(self, request: Request, out: Responder) -> Awaitable[None] | None:
         parts = request.path[len(b"/v2/models/") :].split(b"/")
         if len(parts) == 2 and parts[1] in V2_OPS:
-            await self._inference(request, out, V2_OPS[parts[1]], parts[0].decode("latin-1"))
-            return
+            return self._inference(request, out, V2_OPS[parts[1]], parts[0].decode("latin-1"))
         out.send(404, orjson.dumps({"error": f"no route for {request.path.decode('latin-1')}"}))
+        return None
 
     def _models(self, request: Request, out: Responder) -> None:
         try:
@@ -239,66 +240,46 @@ class GatewayApp:
 
     # -- after each request ----------------------------------------------------------------
 
-    def _account(self, ctx: Context, call: Call | None) -> None:
-        service, m = ctx.service, self.metrics
-        endpoint = ctx.endpoint.name if ctx.endpoint else "-"
-        status = _STATUS.get(ctx.status) or str(ctx.status)
-        label, cost, now = "-", 0.0, time.monotonic()
-        if service is not None:
-            label = service.label
-            prompt, completion = ctx.prompt_tokens, ctx.completion_tokens
-            tokens = prompt + completion
-            if tokens:
-                cost = service.spec.pricing.cost(prompt, completion)
-            if ctx.checks:
-                wall = time.time()
-                if tokens or cost:
-                    self.ledger.record(ctx.checks, wall, tokens, cost)
-                self.usage.touched(ctx.checks, wall)
-            if ctx.cause is None:
-                m.latency.observe((label,), now - ctx.arrived)
-                if ctx.first_byte:
-                    m.ttft.observe((label,), ctx.first_byte - ctx.arrived)
-                if tokens:
-                    m.tokens.inc((label, "input"), prompt)
-                    m.tokens.inc((label, "output"), completion)
-                if cost:
-                    m.cost.inc((label,), cost)
-        m.requests.inc((label, endpoint, status))
-        if ctx.cause is not None:
-            m.errors.inc((label, ctx.cause))
-        if self.access_log.enabled:
-            self.access_log.write(self._record(ctx, call, label, endpoint, cost, now))
-
-    def _record(
-        self, ctx: Context, call: Call | None, label: str, endpoint: str, cost: float, now: float
-    ) -> dict[str, Any]:
+    def _refused(
+        self,
+        request: Request,
+        request_id: bytes,
+        arrived: float,
+        key: KeyEntry | None,
+        status: int,
+        cause: str | None,
+    ) -> None:
+        """Account for a request answered before it had a call (no service, no endpoint);
+        a served one accounts for itself (pipeline.RequestRun)."""
+        code = str(status)
+        self.metrics.requests.inc(("-", "-", code))
+        if cause is not None:
+            self.metrics.errors.inc(("-", cause))
+        if not self.access_log.enabled:
+            return
+        now = time.monotonic()
         record: dict[str, Any] = {
             "ts": time.time(),
             "event": "request",
-            "request_id": ctx.request_id.decode(),
-            "path": ctx.request.path.decode("latin-1"),
-            "status": ctx.status,
-            "key": f"{ctx.key.namespace}/{ctx.key.name}" if ctx.key else None,
-            "service": label,
-            "model": call.model if call else None,
-            "endpoint": endpoint,
-            "stream": call.stream if call else None,
-            "prompt_tokens": ctx.prompt_tokens,
-            "completion_tokens": ctx.completion_tokens,
-            "cost": round(cost, 8),
-            "duration_ms": round((now - ctx.arrived) * 1000, 2),
-            "first_byte_ms": round((ctx.first_byte - ctx.arrived) * 1000, 2)
-            if ctx.first_byte
-            else None,
-            "retries": ctx.retries,
-            "resumes": ctx.resumes,
-            "fallback": ctx.fallback,
-            "cause": ctx.cause,
+            "request_id": request_id.decode(),
+            "path": request.path.decode("latin-1"),
+            "status": status,
+            "key": f"{key.namespace}/{key.name}" if key else None,
+            "service": "-",
+            "model": None,
+            "endpoint": "-",
+            "stream": None,
+            "prompt_tokens": 0,
+            "completion_tokens": 0,
+            "cost": 0.0,
+            "duration_ms": round((now - arrived) * 1000, 2),
+            "first_byte_ms": None,
+            "retries": 0,
+            "resumes": 0,
+            "fallback": None,
+            "cause": cause,
         }
-        if self.log_prompts and call is not None:
-            record["prompt"] = call.prompt_text
-        return record
+        self.access_log.write(record)
 
     def _in_flight_gauges(self) -> None:
         for (ns, name), count in self.router.in_flight.items():

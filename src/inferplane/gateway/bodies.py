@@ -3,11 +3,12 @@ changed only where it must be), and the usage read off a whole answer."""
 
 from __future__ import annotations
 
+from typing import Protocol
+
 import orjson
 
 from inferplane.gateway import errors
 from inferplane.gateway.calls import Call
-from inferplane.gateway.context import Context
 from inferplane.gateway.table import EndpointEntry, KeyEntry
 
 SCHEDULING_HINTS = frozenset(("priority",))
@@ -17,7 +18,16 @@ only a key with the `admin` role of its namespace may set them; the gateway drop
 anyone else's request. V2 requests carry them in `parameters`."""
 
 
-def account_whole(call: Call, ctx: Context, body: bytes) -> bytes:
+class Counts(Protocol):
+    """Where the usage of an answer is written (the request's pipeline.RequestRun)."""
+
+    prompt_tokens: int
+    completion_tokens: int
+
+
+def account_whole(call: Call, ctx: Counts, body: bytes) -> bytes:
+    """The answer to send for `body`, its usage written to `ctx`: as it came when it already
+    names the client's model, else with the model put back."""
     if not call.api.v2 and _usage_at_end(ctx, body) and _names_model(body, call.model):
         return body  # the usual answer: read its usage, send it as it came
     try:
@@ -39,7 +49,7 @@ def account_whole(call: Call, ctx: Context, body: bytes) -> bytes:
         return body  # nested deeper than orjson writes: passed on as the upstream sent it
 
 
-def _usage_at_end(ctx: Context, body: bytes) -> bool:
+def _usage_at_end(ctx: Counts, body: bytes) -> bool:
     """Read `"usage": {...}` where OpenAI-shaped servers put it, last, without parsing the
     whole answer; False when it is not there."""
     at = body.rfind(b'"usage":')

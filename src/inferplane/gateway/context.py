@@ -1,18 +1,20 @@
-"""What the request path shares: the gateway's parts, and one request's running record."""
+"""What the request path reads of the gateway: its parts, as one protocol (app.GatewayApp).
+
+A protocol rather than the class itself, so that pipeline.py and streaming.py do not import
+app.py, which imports them.
+"""
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass, field
 from typing import Protocol
 
 from inferplane.gateway.accesslog import AccessLog
 from inferplane.gateway.holdqueue import HoldQueue
 from inferplane.gateway.metrics import GatewayMetrics
 from inferplane.gateway.router import Router
-from inferplane.gateway.table import EndpointEntry, KeyEntry, ServiceEntry, Table
+from inferplane.gateway.table import Table
 from inferplane.gateway.upstreams import Upstreams
-from inferplane.gateway.wire.server import Request, Responder
+from inferplane.gateway.usage import UsageReports
 from inferplane.policy import quotas
 
 
@@ -23,27 +25,6 @@ class Gateway(Protocol):
     ledger: quotas.Ledger
     metrics: GatewayMetrics
     hold: HoldQueue
+    usage: UsageReports
     access_log: AccessLog
     log_prompts: bool
-
-
-@dataclass(slots=True)
-class Context:
-    """One request as it goes: who, where, how far, how much."""
-
-    request: Request
-    out: Responder
-    request_id: bytes
-    arrived: float = field(default_factory=time.monotonic)
-    key: KeyEntry | None = None
-    service: ServiceEntry | None = None
-    endpoint: EndpointEntry | None = None
-    checks: tuple[tuple[str, quotas.Limits], ...] = ()
-    fallback: str | None = None
-    retries: int = 0
-    resumes: int = 0
-    first_byte: float = 0.0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    status: int = 0
-    cause: str | None = None

@@ -1,215 +1,361 @@
-"""The life of one inference request: key, limits, route, send, relay, account.
+"""The life of one inference request: limits, route, send, relay, account.
 
-Targets are tried in order: the Service itself, then its fallback chain. Within a target, a
-failure before the first byte reaches the client is retried on another endpoint, up to the
-Service's `retries.attempts`; a stream that breaks after it is resumed (streaming.py). Every
-request ends in exactly one response and one access-log line.
+A `RequestRun` is made per request once its key and call are known (app.py) and holds all
+that the request's steps share: the gateway, the call, the key, the responder and what the
+access log will say. Its steps read top-down: `serve` admits the request and walks its targets
+(the Service itself, then its fallback chain: policy/routing/fallbacks.py); `_try_target`
+retries within one target on endpoints not yet tried (policy/routing/retries.py); `_attempt`
+is one try on one endpoint, relayed whole (`_whole`) or streamed (streaming.py, which resumes
+a broken stream through the same `send` and `check`). Every request ends in exactly one
+response and one access-log line (`_account`).
 """
 
 from __future__ import annotations
 
 import math
 import time
+from collections.abc import Coroutine
+from typing import Any
 
 from inferplane.gateway import bodies, errors, streaming
-from inferplane.gateway.calls import Api, Call
-from inferplane.gateway.context import Context, Gateway
+from inferplane.gateway.calls import Call
+from inferplane.gateway.context import Gateway
 from inferplane.gateway.holdqueue import QueueFull
 from inferplane.gateway.outcomes import DELIVERED, Delivered, Failed, Outcome
 from inferplane.gateway.router import Choice
 from inferplane.gateway.table import EndpointEntry, KeyEntry, ServiceEntry
 from inferplane.gateway.upstreams import UNKNOWN
-from inferplane.gateway.wire.server import Responder
-from inferplane.gateway.wire.upstream import UpstreamError
+from inferplane.gateway.wire.server import Request, Responder
+from inferplane.gateway.wire.upstream import Exchange, UpstreamError
 from inferplane.policy import quotas
+from inferplane.policy.routing import fallbacks, retries
 from inferplane.policy.routing.decisions import NoEndpoint
 from inferplane.policy.routing.requests import RouteRequest
 
-RETRYABLE_STATUS = frozenset((429, 502, 503, 504))
-"""Upstream answers that say "not now, not here" rather than "this request is wrong"."""
+_STATUS = {code: str(code) for code in range(100, 600)}
 
 
-async def run(gw: Gateway, call: Call, key: KeyEntry, out: Responder, ctx: Context) -> None:
-    """Serve `call` for `key`, writing the response to `out`."""
-    table = gw.table
-    service = table.services.get((key.namespace, call.model))
-    if service is None:
-        raise errors.model_not_found(call.model, key.namespace)
-    ctx.service = service
-    checks = ((key.subject, key.limits), *table.quotas.get(key.namespace, ()))
-    denied = gw.ledger.admit(checks, time.time())
-    if denied is not None:
-        raise _limited(denied)
-    ctx.checks = checks
-    bodies.clamp_hints(call, key)
-    outcome: Outcome | None = None
-    chain = _chain(gw, service)
-    for index, step in enumerate(chain):
-        last = index == len(chain) - 1
-        if index:
-            ctx.fallback = _name(step)
-            gw.metrics.fallbacks.inc((service.label, ctx.fallback))
-        if isinstance(step, EndpointEntry):
-            outcome = await attempt(gw, call, ctx, service, None, step)
-        else:
-            outcome = await _serve_service(gw, call, ctx, step, last)
-        if isinstance(outcome, Delivered):
-            return
-    assert isinstance(outcome, Failed)  # the chain is never empty
-    raise outcome.error
+class RequestRun:
+    """One request as it goes: its parts, and who, where, how far, how much (for the access
+    log and the metrics). Made per request in place of a context passed around."""
 
+    __slots__ = (
+        "arrived",
+        "call",
+        "cause",
+        "checks",
+        "completion_tokens",
+        "endpoint",
+        "fallback",
+        "first_byte",
+        "gw",
+        "key",
+        "out",
+        "prompt_tokens",
+        "request",
+        "request_id",
+        "resumes",
+        "retries",
+        "service",
+        "status",
+    )
 
-def _chain(gw: Gateway, service: ServiceEntry) -> list[ServiceEntry | EndpointEntry]:
-    """Where a request may go: its service, then each fallback step that exists."""
-    chain: list[ServiceEntry | EndpointEntry] = [service]
-    if not service.spec.fallback:
-        return chain
-    table = gw.table
-    for step in service.spec.fallback:
-        if step.service is not None:
-            found = table.services_by_name.get((service.namespace, step.service))
-            if found is not None:
-                chain.append(found)
-        elif step.endpoint is not None:
-            endpoint = table.endpoints_by_name.get((service.namespace, step.endpoint))
-            if endpoint is not None:
-                chain.append(endpoint)
-    return chain
+    def __init__(
+        self,
+        gw: Gateway,
+        request: Request,
+        out: Responder,
+        request_id: bytes,
+        arrived: float,
+        key: KeyEntry,
+        call: Call,
+    ) -> None:
+        self.gw = gw
+        self.request = request
+        self.out = out
+        self.request_id = request_id
+        self.arrived = arrived
+        self.key = key
+        self.call = call
+        self.service: ServiceEntry | None = None
+        self.endpoint: EndpointEntry | None = None
+        """The endpoint tried last (resumed on last), for the access log and the headers."""
+        self.checks: tuple[tuple[str, quotas.Limits], ...] = ()
+        """The limits admitted against, charged with the usage at the end."""
+        self.fallback: str | None = None
+        self.retries = 0
+        self.resumes = 0
+        self.first_byte = 0.0
+        self.prompt_tokens = 0
+        self.completion_tokens = 0
+        self.status = 0
+        self.cause: str | None = None
 
+    # -- the request ------------------------------------------------------------------------
 
-async def _serve_service(
-    gw: Gateway, call: Call, ctx: Context, service: ServiceEntry, last: bool
-) -> Outcome:
-    now = time.monotonic()
-    if not last:
-        why = gw.router.unhealthy(service, now)
-        if why is not None:
-            return Failed(errors.upstream_failed(service.model, why, 503))
-        if not gw.router.has_ready(gw.table, service):
-            return Failed(errors.no_endpoint(service.model, "no endpoint is ready"))
-    elif not gw.router.has_ready(gw.table, service):
-        held = await _hold(gw, service)
-        if held is not None:
-            return held
-    request = _route_request(call, ctx, service)
-    tried: set[str] = set()
-    empty: set[str] = set()
-    outcome: Outcome | None = None
-    for attempt_no in range(1 + service.spec.retries.attempts):
-        choice = gw.router.choose(
-            gw.table, service, request, time.monotonic(), tried=tried, empty_routes=empty
+    async def serve(self) -> None:
+        """Answer the request: its service, admitted against its limits, then its targets in
+        order; the gateway's error when none delivers."""
+        gw, call, key = self.gw, self.call, self.key
+        try:
+            table = gw.table
+            service = table.services.get((key.namespace, call.model))
+            if service is None:
+                raise errors.model_not_found(call.model, key.namespace)
+            self.service = service
+            checks = ((key.subject, key.limits), *table.quotas.get(key.namespace, ()))
+            denied = gw.ledger.admit(checks, time.time())
+            if denied is not None:
+                raise _limited(denied)
+            self.checks = checks
+            bodies.clamp_hints(call, key)
+            if service.spec.fallback:
+                outcome = await self._walk(service)
+            else:  # the usual service: no chain to walk
+                outcome = await self._try_target(service, True)
+            if isinstance(outcome, Failed):
+                raise outcome.error
+        except errors.GatewayError as error:
+            self.status, self.cause = error.status, error.cause
+            body = error.v2_body() if call.api.v2 else error.openai_body()
+            headers = (*error.headers, (b"x-request-id", self.request_id))
+            self.out.send(error.status, body, headers=headers)
+        finally:
+            self._account()
+
+    async def _walk(self, service: ServiceEntry) -> Outcome:
+        """Each target of the fallback chain until one delivers; the last failure else."""
+        table = self.gw.table
+        chain = fallbacks.chain(
+            service,
+            service.spec.fallback,
+            service.namespace,
+            services_by_name=table.services_by_name,
+            endpoints_by_name=table.endpoints_by_name,
         )
-        if isinstance(choice, NoEndpoint):
-            return outcome or Failed(errors.no_endpoint(service.model, choice.reason))
-        if attempt_no:
-            ctx.retries += 1
-            gw.metrics.retries.inc((service.label,))
-        if choice.decision is not None:
-            d = choice.decision
-            gw.metrics.decisions.inc((service.label, d.strategy, "true" if d.spilled else "false"))
-        outcome = await attempt(gw, call, ctx, service, choice, choice.endpoint)
-        if isinstance(outcome, Delivered) or not outcome.retryable:
-            return outcome
-        tried.add(choice.endpoint.name)
-    assert outcome is not None  # at least one attempt was made
-    return outcome
+        outcome: Outcome | None = None
+        for index, step in enumerate(chain):
+            if index:
+                self.fallback = _name(step)
+                self.gw.metrics.fallbacks.inc((service.label, self.fallback))
+            if isinstance(step, EndpointEntry):
+                outcome = await self._attempt(service, None, step)
+            else:
+                outcome = await self._try_target(step, not fallbacks.judged(index, len(chain)))
+            if isinstance(outcome, Delivered):
+                break
+        assert outcome is not None  # the chain holds the service at least
+        return outcome
 
+    async def _try_target(self, service: ServiceEntry, last: bool) -> Outcome:
+        """Attempts on the service's endpoints, each on one not tried yet, until one
+        delivers, one fails for good, none is left or the attempts are spent."""
+        gw = self.gw
+        router = gw.router
+        if not last:
+            why = router.unhealthy(service, time.monotonic())
+            if why is not None:
+                return Failed(errors.upstream_failed(service.model, why, 503))
+            if not router.has_ready(gw.table, service):
+                return Failed(errors.no_endpoint(service.model, "no endpoint is ready"))
+        elif not router.has_ready(gw.table, service):
+            held = await self._hold(service)
+            if held is not None:
+                return held
+        request = _route_request(self.request, self.call, service)
+        tried: set[str] = set()
+        empty: set[str] = set()
+        outcome: Outcome | None = None
+        for attempt_no in range(retries.tries(service.spec.retries)):
+            choice = router.choose(
+                gw.table, service, request, time.monotonic(), tried=tried, empty_routes=empty
+            )
+            if isinstance(choice, NoEndpoint):
+                return outcome or Failed(errors.no_endpoint(service.model, choice.reason))
+            if attempt_no:
+                self.retries += 1
+                gw.metrics.retries.inc((service.label,))
+            if choice.decision is not None:
+                d = choice.decision
+                gw.metrics.decisions.inc(
+                    (service.label, d.strategy, "true" if d.spilled else "false")
+                )
+            outcome = await self._attempt(service, choice, choice.endpoint)
+            if isinstance(outcome, Delivered) or not outcome.retryable:
+                return outcome
+            tried.add(choice.endpoint.name)
+        assert outcome is not None  # at least one attempt was made
+        return outcome
 
-async def _hold(gw: Gateway, service: ServiceEntry) -> Outcome | None:
-    """Wait for a replica of the service's deployments (scale from zero); None once one is
-    ready, else the failure to answer."""
-    deployments = [
-        (service.namespace, r.deployment)
-        for r in service.spec.routes
-        if r.deployment is not None and r.weight > 0
-    ]
-    if not deployments:
-        return Failed(errors.no_endpoint(service.model, "no endpoint is ready"))
-    timeout = service.spec.timeouts.scaleFromZeroSeconds
-    held = gw.metrics.held
-    held.inc((service.label,))
-    try:
-        ready = await gw.hold.wait(deployments, timeout)
-    except QueueFull as full:
-        return Failed(errors.no_endpoint(service.model, f"scale-from-zero queue full: {full}"))
-    finally:
-        held.inc((service.label,), -1)
-    return None if ready else Failed(errors.held_too_long(service.model, timeout), False)
+    async def _hold(self, service: ServiceEntry) -> Outcome | None:
+        """Wait for a replica of the service's deployments (scale from zero); None once one
+        is ready, else the failure to answer."""
+        deployments = [
+            (service.namespace, r.deployment)
+            for r in service.spec.routes
+            if r.deployment is not None and r.weight > 0
+        ]
+        if not deployments:
+            return Failed(errors.no_endpoint(service.model, "no endpoint is ready"))
+        timeout = service.spec.timeouts.scaleFromZeroSeconds
+        held = self.gw.metrics.held
+        held.inc((service.label,))
+        try:
+            ready = await self.gw.hold.wait(deployments, timeout)
+        except QueueFull as full:
+            return Failed(errors.no_endpoint(service.model, f"scale-from-zero queue full: {full}"))
+        finally:
+            held.inc((service.label,), -1)
+        return None if ready else Failed(errors.held_too_long(service.model, timeout), False)
 
+    async def _attempt(
+        self, service: ServiceEntry, choice: Choice | None, endpoint: EndpointEntry
+    ) -> Outcome:
+        """One try on one endpoint: Delivered once anything reached the client. `choice` is
+        None for an endpoint of the fallback chain (no route, no strategy)."""
+        gw, call = self.gw, self.call
+        upstreams = gw.upstreams
+        served = upstreams.known_name(endpoint)
+        if served is UNKNOWN:
+            served = await upstreams.served_name(endpoint)
+        body = bodies.upstream_body(call, endpoint, served)
+        self.endpoint = endpoint
+        router = gw.router
+        router.started(endpoint)
+        sent = time.monotonic()
+        try:
+            exchange = await self.send(service, endpoint, bodies.upstream_path(call, served), body)
+            self.check(exchange, endpoint, whole=True)
+            if call.stream and exchange.status == 200:
+                outcome = await streaming.relay(self, service, exchange)
+            else:
+                answer = exchange.body_if_complete()  # the usual small answer: no coroutine
+                if answer is None:
+                    answer = await exchange.read(service.spec.timeouts.requestSeconds)
+                outcome = self._whole(exchange, answer)
+        except UpstreamError as error:
+            router.outcome(service, endpoint, time.monotonic(), False, time.monotonic() - sent)
+            return Failed(errors.upstream_failed(service.model, f"{endpoint.name}: {error}"), True)
+        finally:
+            router.finished(endpoint)
+        first_byte = self.first_byte - sent if self.first_byte else 0.0
+        router.outcome(service, endpoint, time.monotonic(), True, first_byte)
+        return outcome
 
-async def attempt(
-    gw: Gateway,
-    call: Call,
-    ctx: Context,
-    service: ServiceEntry,
-    choice: Choice | None,
-    endpoint: EndpointEntry,
-) -> Outcome:
-    """One try on one endpoint: Delivered once anything reached the client."""
-    served = gw.upstreams.known_name(endpoint)
-    if served is UNKNOWN:
-        served = await gw.upstreams.served_name(endpoint)
-    body = bodies.upstream_body(call, endpoint, served)
-    timeouts = service.spec.timeouts
-    ctx.endpoint = endpoint
-    gw.router.started(endpoint)
-    sent = time.monotonic()
-    try:
-        exchange = await gw.upstreams.send(
+    def _whole(self, exchange: Exchange, body: bytes) -> Outcome:
+        """A non-streamed answer, read whole: counted, its model name put back, sent."""
+        self.first_byte = time.monotonic()
+        status = exchange.status
+        content_type = exchange.headers.get(b"content-type", b"application/json")
+        if status == 200 and content_type.startswith(b"application/json"):
+            body = bodies.account_whole(self.call, self, body)
+        endpoint = self.endpoint
+        headers = (
+            (b"x-request-id", self.request_id),
+            (b"x-inferplane-endpoint", endpoint.name.encode() if endpoint else b""),
+        )
+        self.out.send(status, body, content_type, headers)
+        self.status = status
+        return DELIVERED
+
+    # -- one upstream request, shared by an attempt and a resumed stream -----------------------
+
+    def send(
+        self, service: ServiceEntry, endpoint: EndpointEntry, path: bytes, body: bytes
+    ) -> Coroutine[Any, Any, Exchange]:
+        """The upstream request for this call, to await: the service's timeouts, our request
+        id (a coroutine of the pool's, none of its own on the hot path)."""
+        timeouts = service.spec.timeouts
+        return self.gw.upstreams.send(
             endpoint,
-            bodies.upstream_path(call, served),
+            path,
             body,
             connect_timeout=timeouts.connectSeconds,
             first_byte_timeout=timeouts.firstByteSeconds,
-            request_id=ctx.request_id,
+            request_id=self.request_id,
         )
-        if exchange.status in RETRYABLE_STATUS:
+
+    @staticmethod
+    def check(exchange: Exchange, endpoint: EndpointEntry, *, whole: bool) -> None:
+        """Raise (abandoning the exchange) when the answer must not reach the client: a
+        status worth another endpoint (retries.retryable) or, when the client's response has
+        begun (`whole` False: a resumed stream), anything but 200."""
+        status = exchange.status
+        if status in retries.RETRYABLE_STATUS or (not whole and status != 200):
             exchange.abandon()
             raise UpstreamError(
-                "status", f"{endpoint.name} answered {exchange.status}", before_response=True
+                "status", f"{endpoint.name} answered {status}", before_response=whole
             )
-        if call.stream and exchange.status == 200:
-            outcome = await streaming.relay(gw, call, ctx, service, exchange, choice)
-        else:
-            outcome = await _whole(gw, call, ctx, service, exchange)
-    except UpstreamError as error:
-        gw.router.outcome(service, endpoint, time.monotonic(), False, time.monotonic() - sent)
-        return Failed(errors.upstream_failed(service.model, f"{endpoint.name}: {error}"), True)
-    finally:
-        gw.router.finished(endpoint)
-    gw.router.outcome(
-        service, endpoint, time.monotonic(), True, ctx.first_byte - sent if ctx.first_byte else 0.0
-    )
-    return outcome
 
+    # -- after the request ------------------------------------------------------------------
 
-async def _whole(
-    gw: Gateway, call: Call, ctx: Context, service: ServiceEntry, exchange: streaming.Exchange
-) -> Outcome:
-    """A non-streamed answer: read whole, counted, its model name put back, sent."""
-    body = exchange.body_if_complete()
-    if body is None:
-        body = await exchange.read(service.spec.timeouts.requestSeconds)
-    ctx.first_byte = time.monotonic()
-    status = exchange.status
-    content_type = exchange.headers.get(b"content-type", b"application/json")
-    if status == 200 and content_type.startswith(b"application/json"):
-        body = bodies.account_whole(call, ctx, body)
-    headers = (
-        (b"x-request-id", ctx.request_id),
-        (b"x-inferplane-endpoint", ctx.endpoint.name.encode() if ctx.endpoint else b""),
-    )
-    ctx.out.send(status, body, content_type, headers)
-    ctx.status = status
-    return DELIVERED
+    def _account(self) -> None:
+        """The request's metrics, its usage charged to its limits, its access-log line."""
+        gw, service = self.gw, self.service
+        m = gw.metrics
+        endpoint = self.endpoint.name if self.endpoint else "-"
+        status = _STATUS.get(self.status) or str(self.status)
+        label, cost, now = "-", 0.0, time.monotonic()
+        if service is not None:
+            label = service.label
+            prompt, completion = self.prompt_tokens, self.completion_tokens
+            tokens = prompt + completion
+            if tokens:
+                cost = service.spec.pricing.cost(prompt, completion)
+            if self.checks:
+                wall = time.time()
+                if tokens or cost:
+                    gw.ledger.record(self.checks, wall, tokens, cost)
+                gw.usage.touched(self.checks, wall)
+            if self.cause is None:
+                m.latency.observe((label,), now - self.arrived)
+                if self.first_byte:
+                    m.ttft.observe((label,), self.first_byte - self.arrived)
+                if tokens:
+                    m.tokens.inc((label, "input"), prompt)
+                    m.tokens.inc((label, "output"), completion)
+                if cost:
+                    m.cost.inc((label,), cost)
+        m.requests.inc((label, endpoint, status))
+        if self.cause is not None:
+            m.errors.inc((label, self.cause))
+        if gw.access_log.enabled:
+            gw.access_log.write(self._record(label, endpoint, cost, now))
+
+    def _record(self, label: str, endpoint: str, cost: float, now: float) -> dict[str, Any]:
+        first_byte = self.first_byte
+        record: dict[str, Any] = {
+            "ts": time.time(),
+            "event": "request",
+            "request_id": self.request_id.decode(),
+            "path": self.request.path.decode("latin-1"),
+            "status": self.status,
+            "key": f"{self.key.namespace}/{self.key.name}",
+            "service": label,
+            "model": self.call.model,
+            "endpoint": endpoint,
+            "stream": self.call.stream,
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "cost": round(cost, 8),
+            "duration_ms": round((now - self.arrived) * 1000, 2),
+            "first_byte_ms": round((first_byte - self.arrived) * 1000, 2) if first_byte else None,
+            "retries": self.retries,
+            "resumes": self.resumes,
+            "fallback": self.fallback,
+            "cause": self.cause,
+        }
+        if self.gw.log_prompts:
+            record["prompt"] = self.call.prompt_text
+        return record
 
 
 NO_HINTS = RouteRequest()
 """What most requests tell the router: no prompt to match, no session (one shared object)."""
 
 
-def _route_request(call: Call, ctx: Context, service: ServiceEntry) -> RouteRequest:
-    value = ctx.request.headers.get(service.session_header)
+def _route_request(request: Request, call: Call, service: ServiceEntry) -> RouteRequest:
+    value = request.headers.get(service.session_header)
     prefix = service.spec.strategy == "prefix-aware"
     if value is None and not prefix:
         return NO_HINTS
@@ -240,4 +386,4 @@ def _name(step: ServiceEntry | EndpointEntry) -> str:
     return f"{kind}/{step.name}"
 
 
-__all__ = ["Api", "run"]
+__all__ = ["NO_HINTS", "RequestRun"]

@@ -4,7 +4,8 @@ The gateway asked the first endpoint for token ids (vLLM's `return_token_ids`), 
 the prompt's ids and every id already streamed. The continuation is a plain completions
 request whose prompt is those ids together: the model sees exactly the sequence it would have
 seen had the first engine carried on. Its chunks are re-shaped into the original stream's
-(same id, same object, chat deltas for a chat stream).
+(same id, same object, chat deltas for a chat stream). It goes out through the attempt's own
+send and check (pipeline.RequestRun.send, .check).
 """
 
 from __future__ import annotations
@@ -30,6 +31,15 @@ SAMPLING = (
     "min_tokens",
 )
 """Request fields carried over to the continuation."""
+
+API = Api.COMPLETIONS
+"""The API of every continuation, a chat's included, and deliberately so: its prompt is token
+ids with the chat template already applied (the first engine's prompt_token_ids), which only
+the completions API takes; `Reshaper` turns its chunks back into the client's API. Only
+OpenAI generation calls are resumable (calls.Call.resumable), so the path never depends on
+the served model name, as a V2 path would."""
+PATH = API.value.encode()
+"""Where a continuation is sent: the completions path, from the one place paths are named."""
 
 
 def continuation(call: Call, tracker: StreamTracker, model: str | None) -> dict[str, Any] | None:

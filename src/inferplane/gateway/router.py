@@ -1,8 +1,10 @@
 """Drives the routing policy (policy/routing) with what the gateway knows right now.
 
-It owns the policy's memory — one strategy instance per Service route, the seeded draw — and
-the gateway's own live facts per endpoint: requests in flight and recent outcomes. The
-decisions themselves are the pure code the simulator runs too.
+It owns the policy's memory — one strategy instance per Service route, the seeded draw, the
+windows of recent outcomes (health.Outcomes) — and the gateway's own live facts per
+endpoint: requests in flight and what its engine last reported. The decisions themselves
+(stage one and two, the redraw after a failure, the fallback verdict) are the pure code the
+simulator runs too; what is left here is gathering the facts for them.
 """
 
 from __future__ import annotations
@@ -12,9 +14,8 @@ from typing import NamedTuple
 
 from inferplane.api import services
 from inferplane.gateway.enginestats import EngineLoad
-from inferplane.gateway.health import Window
 from inferplane.gateway.table import EndpointEntry, NsName, ServiceEntry, Table
-from inferplane.policy.routing import regions, registry, splits, strategies
+from inferplane.policy.routing import fallbacks, health, regions, registry, retries, strategies
 from inferplane.policy.routing.decisions import NoEndpoint, Routed
 from inferplane.policy.routing.endpoints import EndpointState
 from inferplane.policy.routing.requests import RouteRequest
@@ -37,8 +38,8 @@ class Router:
         self.rng = random.Random(seed)
         self.region = regions.RegionPolicy(local=region)
         self.in_flight: dict[NsName, int] = {}
-        self.health: dict[NsName, Window] = {}
-        self.service_health: dict[NsName, Window] = {}
+        self.outcomes = health.Outcomes()
+        """Recent outcomes by (namespace, endpoint) and by (namespace, service)."""
         self.engine_load: dict[NsName, EngineLoad] = {}
         """What each engine last reported (enginestats.py), by endpoint."""
         self._strategies: dict[tuple[str, str, str], strategies.Strategy] = {}
@@ -58,13 +59,11 @@ class Router:
         empty_routes: set[str],
     ) -> Choice | NoEndpoint:
         """A route by weight, then an endpoint of it not yet `tried` this request; routes
-        found without a usable endpoint are added to `empty_routes` and the draw repeats."""
+        found without a usable endpoint are added to `empty_routes` and the draw repeats
+        (retries.draw)."""
         routes = service.spec.routes
         while True:
-            if len(routes) == 1 and not empty_routes:
-                route: services.Route | NoEndpoint = routes[0]  # nothing to draw
-            else:
-                route = splits.split(routes, self.rng, exclude=frozenset(empty_routes))
+            route = retries.draw(routes, self.rng, empty_routes)
             if isinstance(route, NoEndpoint):
                 return route
             choice = self._within(table, service, route, request, now, tried)
@@ -91,9 +90,7 @@ class Router:
         if len(endpoints) == 1 and self._alone(endpoints[0], tried):
             only = endpoints[0]
             return Choice(route, only, self._only(only, service.spec.strategy))
-        # Tried endpoints stay in the list as not ready: a strategy forgets endpoints that
-        # are absent, and a retry must not wipe prefix-aware's index of the one that failed.
-        states = [self._state(e, now, e.name not in tried) for e in endpoints]
+        states = [self._state(e, now) for e in endpoints]
         key = (ns, service.name, route.target())
         strategy = self._strategies.get(key)
         if strategy is None or strategy.name != service.spec.strategy:
@@ -105,6 +102,7 @@ class Router:
             rng=self.rng,
             region=self.region,
             names=self._names(key, endpoints),
+            tried=tried,
         )
         if isinstance(decision, NoEndpoint):
             return None
@@ -139,19 +137,20 @@ class Router:
             decision = self._sole[key] = Routed(endpoint.name, strategy, "the only endpoint")
         return decision
 
-    def _state(self, endpoint: EndpointEntry, now: float, usable: bool) -> EndpointState:
+    def _state(self, endpoint: EndpointEntry, now: float) -> EndpointState:
         key = (endpoint.namespace, endpoint.name)
-        window = self.health.get(key)
+        window = self.outcomes.endpoints.get(key)
         engine = self.engine_load.get(key, IDLE)
         # positional: keywords cost a measurable share of a request on the gateway's hot path
         return EndpointState(
             endpoint.name,
             endpoint.region,
-            endpoint.ready and usable,
+            endpoint.ready,
             self.in_flight.get(key, 0),
             engine.running,
             engine.waiting,
             engine.kv_usage,
+            # health.Outcomes.error_rate, inlined: a call per endpoint per request
             window.error_rate(now) if window is not None and window.errors else 0.0,
         )
 
@@ -169,18 +168,8 @@ class Router:
 
     def unhealthy(self, service: ServiceEntry, now: float) -> str | None:
         """Why the service's recent outcomes cross its fallbackWhen bounds, else None."""
-        bounds = service.spec.fallbackWhen
-        window = self.service_health.get((service.namespace, service.name))
-        if window is None or window.count(now) < bounds.minRequests:
-            return None
-        rate = window.error_rate(now)
-        if bounds.errorRate is not None and rate >= bounds.errorRate:
-            return f"error rate {rate:.0%} ≥ {bounds.errorRate:.0%}"
-        if bounds.p99LatencySeconds is not None:
-            p99 = window.p99(now)
-            if p99 > bounds.p99LatencySeconds:
-                return f"p99 first byte {p99:.2f} s > {bounds.p99LatencySeconds:g} s"
-        return None
+        window = self.outcomes.services.get((service.namespace, service.name))
+        return fallbacks.verdict(service.spec.fallbackWhen, window, now)
 
     def started(self, endpoint: EndpointEntry) -> None:
         key = (endpoint.namespace, endpoint.name)
@@ -193,13 +182,12 @@ class Router:
     def outcome(
         self, service: ServiceEntry, endpoint: EndpointEntry, now: float, ok: bool, ttfb: float
     ) -> None:
-        self._window(self.health, (endpoint.namespace, endpoint.name), service).add(now, ok, ttfb)
-        key = (service.namespace, service.name)
-        self._window(self.service_health, key, service).add(now, ok, ttfb)
-
-    @staticmethod
-    def _window(windows: dict[NsName, Window], key: NsName, service: ServiceEntry) -> Window:
-        window = windows.get(key)
-        if window is None:
-            window = windows[key] = Window(service.spec.fallbackWhen.windowSeconds)
-        return window
+        """One attempt ended: into the endpoint's and the service's windows of outcomes."""
+        self.outcomes.record(
+            (service.namespace, service.name),
+            (endpoint.namespace, endpoint.name),
+            service.spec.fallbackWhen.windowSeconds,
+            now,
+            ok,
+            ttfb,
+        )

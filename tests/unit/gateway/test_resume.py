@@ -174,3 +174,8 @@ def test_a_tracker_with_a_reshaper_forwards_the_continuation_as_the_original() -
     assert t.ids == [7, 8, 9, 10]
     assert t.prompt_ids == [1, 2, 3], "the continuation's longer prompt is not taken as ours"
     assert t.done and t.finished
+
+
+def test_a_continuation_is_a_completions_request_even_for_a_chat() -> None:
+    """Its prompt is token ids, chat template applied: only the completions API takes it."""
+    assert resume.API is Api.COMPLETIONS and resume.PATH == b"/v1/completions"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Sequence, Set
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -30,11 +30,17 @@ class Candidates(NamedTuple):
     """True when the local region was passed over."""
 
 
-def candidates(endpoints: Sequence[EndpointState], policy: RegionPolicy) -> Candidates:
-    """Ready endpoints that are not failing (failing ones only when every one is), of the
-    local region while one of them can take more; else of every region, local ones included
-    (a saturated local endpoint may still be the least loaded)."""
-    ready = tuple([e for e in endpoints if e.ready])
+def candidates(
+    endpoints: Sequence[EndpointState], policy: RegionPolicy, tried: Set[str] = frozenset()
+) -> Candidates:
+    """Ready endpoints not `tried` by this request (retries.py) that are not failing (failing
+    ones only when every one is), of the local region while one of them can take more; else
+    of every region, local ones included (a saturated local endpoint may still be the least
+    loaded)."""
+    if tried:
+        ready = tuple([e for e in endpoints if e.ready and e.name not in tried])
+    else:
+        ready = tuple([e for e in endpoints if e.ready])
     bar = policy.failing_error_rate
     usable = tuple([e for e in ready if e.error_rate < bar]) or ready
     if policy.local is None:

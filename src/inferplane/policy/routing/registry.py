@@ -7,7 +7,7 @@ prefix-aware's index), and each Service route needs its own memory.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Sequence, Set
 from typing import Any
 
 from inferplane.policy.routing import prefixes, regions, strategies
@@ -47,15 +47,18 @@ def route(
     rng: random.Random,
     region: regions.RegionPolicy | None = None,
     names: frozenset[str] | None = None,
+    tried: Set[str] = frozenset(),
 ) -> Decision:
     """Stage two: the endpoint of one route (all its endpoints, ready or not) for a request.
 
     The strategy first forgets endpoints that left, then chooses among the ready candidates
-    of the preferred region. `names` are the endpoints' names when the caller already holds
+    of the preferred region. Endpoints this request already `tried` (retries.py) count as
+    not ready but stay known to the strategy: a retry must not wipe prefix-aware's index of
+    the one that failed. `names` are the endpoints' names when the caller already holds
     them (the gateway keeps them per routing table).
     """
     strategy.retain(names if names is not None else frozenset(e.name for e in endpoints))
-    found = regions.candidates(endpoints, region or regions.RegionPolicy())
+    found = regions.candidates(endpoints, region or regions.RegionPolicy(), tried)
     if not found.endpoints:
         return NoEndpoint(f"none of {len(endpoints)} endpoints is ready")
     pick = strategy.choose(found.endpoints, request, rng)

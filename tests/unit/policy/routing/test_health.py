@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from inferplane.gateway.health import Window
+from inferplane.policy.routing.health import Outcomes, Window
 
 
 def test_error_rate_over_the_window() -> None:
@@ -68,3 +68,13 @@ def test_p99_is_recomputed_at_most_once_a_second_and_then_trimmed() -> None:
     assert w.p99(1.0) == 9.0
     w.add(10.8, True, 1.0)
     assert w.p99(11.0) == 1.0, "the slow ones left the window"
+
+
+def test_outcomes_feed_an_endpoints_and_its_services_windows() -> None:
+    outcomes = Outcomes()
+    outcomes.record("svc", "a", 10.0, 0.0, False, 0.0)
+    outcomes.record("svc", "b", 10.0, 1.0, True, 0.2)
+    assert outcomes.error_rate("a", 1.0) == 1.0 and outcomes.error_rate("b", 1.0) == 0.0
+    assert outcomes.error_rate("never-tried", 1.0) == 0.0
+    assert outcomes.services["svc"].count(1.0) == 2 and outcomes.services["svc"].span == 10.0
+    assert outcomes.error_rate("a", 20.0) == 0.0, "the failure left the window"
