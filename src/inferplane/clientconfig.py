@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from inferplane import tls
+from inferplane import datadir, tls
 
 DEFAULT_SERVER = "http://127.0.0.1:8470"
 DEFAULT_NAMESPACE = "default"
@@ -96,8 +96,7 @@ def config_path() -> Path:
 
 def data_dir() -> Path:
     """Where ``inferplane control`` keeps its state, and so its admin token, by default."""
-    override = os.environ.get("INFERPLANE_DATA_DIR")
-    return Path(override) if override else Path.home() / ".inferplane"
+    return datadir.default()
 
 
 def load(path: Path | None = None) -> Config:

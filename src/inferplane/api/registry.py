@@ -1,72 +1,52 @@
-"""The table of kinds: names, plural and short names, scope and schema.
+"""Looking kinds up by any of their names, in the table of `kinds.ALL`.
 
-Every consumer (store, server, CLI, explain) looks kinds up here, so adding a kind is one entry.
+Every consumer (store, server, CLI, explain) looks kinds up here. The table is read once, at
+import: there is nothing to register and no import order to get right.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from types import MappingProxyType
 
-from inferplane.api import meta
+from inferplane.api import kinds
+
+KindInfo = kinds.KindInfo
+"""The entry of one kind; defined beside the table, named here too for the consumers."""
 
 
 class UnknownKindError(LookupError):
     """Raised for a kind name no entry answers to; the message lists the known kinds."""
 
 
-@dataclass(frozen=True)
-class KindInfo:
-    kind: str
-    """CamelCase kind, e.g. Deployment."""
-    plural: str
-    """Lowercase plural used in URLs, e.g. deployments."""
-    model: type[meta.Resource[Any, Any]]
-    """The pydantic model of the whole object."""
-    namespaced: bool = True
-    """False for fleet-scoped kinds (Cluster, Pool, ModelCache)."""
-    short_names: tuple[str, ...] = field(default=())
-    """Abbreviations accepted by the CLI, e.g. deploy."""
-    has_scale: bool = False
-    """True when the kind serves the scale subresource (spec.replicas)."""
-
-    @property
-    def singular(self) -> str:
-        return self.kind.lower()
+def _index() -> MappingProxyType[str, KindInfo]:
+    """Every name a kind answers to, lowercase: kind (singular), plural and short names."""
+    names: dict[str, KindInfo] = {}
+    for info in kinds.ALL:
+        for name in (info.singular, info.plural, *info.short_names):
+            if names.setdefault(name, info) is not info:
+                raise ValueError(f"{name!r} names both {names[name].kind} and {info.kind}")
+    return MappingProxyType(names)
 
 
-_KINDS: dict[str, KindInfo] = {}
-
-
-def register(info: KindInfo) -> KindInfo:
-    _KINDS[info.kind] = info
-    return info
+_BY_NAME = _index()
+_BY_PLURAL = MappingProxyType({info.plural: info for info in kinds.ALL})
 
 
 def all_kinds() -> list[KindInfo]:
-    _load()
-    return list(_KINDS.values())
+    return list(kinds.ALL)
 
 
 def lookup(name: str) -> KindInfo:
     """Resolve a kind from its kind, singular, plural or short name, case-insensitively."""
-    _load()
-    wanted = name.lower()
-    for info in _KINDS.values():
-        if wanted in (info.singular, info.plural, *info.short_names):
-            return info
-    known = ", ".join(sorted(_KINDS))
-    raise UnknownKindError(f"unknown kind {name!r}; known kinds: {known}")
+    info = _BY_NAME.get(name.lower())
+    if info is None:
+        known = ", ".join(sorted(entry.kind for entry in kinds.ALL))
+        raise UnknownKindError(f"unknown kind {name!r}; known kinds: {known}")
+    return info
 
 
 def by_plural(plural: str) -> KindInfo:
-    _load()
-    for info in _KINDS.values():
-        if info.plural == plural:
-            return info
-    raise UnknownKindError(f"unknown resource {plural!r}")
-
-
-def _load() -> None:
-    # Importing the kinds module registers every kind; done lazily to avoid an import cycle.
-    from inferplane.api import kinds  # noqa: F401
+    try:
+        return _BY_PLURAL[plural]
+    except KeyError:
+        raise UnknownKindError(f"unknown resource {plural!r}") from None

@@ -65,13 +65,12 @@ def resolve_model(model: Path) -> Path:
 
 
 def _demo() -> Path:
-    import os
-
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from inferplane import datadir
     from inferplane.engine import demo
 
-    data_dir = Path(os.environ.get("INFERPLANE_DATA_DIR", "~/.inferplane")).expanduser()
+    data_dir = datadir.default()
     spec = demo.DemoSpec()
     columns = (
         TextColumn("building the demo model"),

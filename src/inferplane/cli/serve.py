@@ -8,17 +8,21 @@ from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 
-from inferplane import lifeline
+from inferplane import datadir, lifeline
 from inferplane.api.meta import API_VERSION
 from inferplane.cli import options
 from inferplane.cli.apikey import parse_duration
 from inferplane.cli.upview import DEMO, NAMESPACE
-from inferplane.control.settings import DEFAULT_PORT, default_data_dir
+from inferplane.control.settings import DEFAULT_PORT
+
+if TYPE_CHECKING:
+    from inferplane.client import Client
+    from inferplane.supervisor import Child, Supervisor
 
 DataDir = Annotated[
     Path,
@@ -29,6 +33,7 @@ DataDir = Annotated[
         show_default=True,
     ),
 ]
+"""--data-dir; typer reads $INFERPLANE_DATA_DIR itself, so the default shown is the fallback."""
 Host = Annotated[str, typer.Option(help="Address to listen on.")]
 Port = Annotated[int, typer.Option(help="Port of the control plane's resource API.")]
 LogLevel = Annotated[str, typer.Option(help="debug, info, warning or error.")]
@@ -41,7 +46,7 @@ class AuditLevel(StrEnum):
 
 
 def control(
-    data_dir: DataDir = default_data_dir(),
+    data_dir: DataDir = datadir.in_home(),
     host: Host = "127.0.0.1",
     port: Port = DEFAULT_PORT,
     store: Annotated[
@@ -166,7 +171,7 @@ def control(
 
 
 def rotate_secret_key(
-    data_dir: DataDir = default_data_dir(),
+    data_dir: DataDir = datadir.in_home(),
     secret_key_file: Annotated[
         Path | None,
         typer.Option(help="The key file; default DATA_DIR/secret-keys.", show_default=False),
@@ -191,7 +196,7 @@ def rotate_secret_key(
 
 
 def up(
-    data_dir: DataDir = default_data_dir(),
+    data_dir: DataDir = datadir.in_home(),
     port: Port = DEFAULT_PORT,
     gateway_port: Annotated[
         int, typer.Option(help="Port of the gateway, the endpoint clients use.")
@@ -245,90 +250,218 @@ def up(
     inferplane up --data-dir ./state --port 9470 --gateway-port 9480
     inferplane up --heartbeat-grace 4 --eviction-grace 5    # fail over within seconds
     """
-    from inferplane import client as api_client
-    from inferplane.cli import upgateway, upview
-    from inferplane.supervisor import Child, Supervisor, http_ready
+    from inferplane.supervisor import Supervisor
 
     console = Console(stderr=True)
-    for taken, flag in ((port, "--port"), (gateway_port, "--gateway-port")):
+    _check_ports_free(console, ((port, "--port"), (gateway_port, "--gateway-port")))
+    local = _Local(_prepared(data_dir), port, gateway_port, log_level, ready_timeout)
+    _stop_on_sigterm()
+    supervisor = Supervisor([], local.data_dir)
+    code = 0
+    try:
+        _run(
+            console,
+            supervisor,
+            local,
+            replicas=replicas,
+            heartbeat_grace=heartbeat_grace,
+            eviction_grace=eviction_grace,
+        )
+    except KeyboardInterrupt:
+        pass
+    except _StartFailed:
+        code = 1
+    finally:
+        code = _stop_all(console, supervisor, code)
+    raise typer.Exit(code)
+
+
+@dataclass(frozen=True)
+class _Local:
+    """Where `up`'s processes keep their state and listen, and how long each may take."""
+
+    data_dir: Path
+    port: int
+    gateway_port: int
+    log_level: str
+    ready_timeout: float
+
+    @property
+    def url(self) -> str:
+        """The control plane's."""
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def gateway(self) -> str:
+        return f"http://127.0.0.1:{self.gateway_port}"
+
+
+def _check_ports_free(console: Console, ports: tuple[tuple[int, str], ...]) -> None:
+    """Refuse to start (exit 1) when a port is taken, naming the flag that moves it."""
+    for taken, flag in ports:
         if not _port_free(taken):
             console.print(
                 f"[red]error:[/red] port {taken} is in use (another inferplane up or control?);"
                 f" stop it or pass {flag}"
             )
             raise typer.Exit(1)
-    gateway = f"http://127.0.0.1:{gateway_port}"
+
+
+def _prepared(data_dir: Path) -> Path:
     data_dir = data_dir.expanduser()
     data_dir.mkdir(parents=True, exist_ok=True)
-    url = f"http://127.0.0.1:{port}"
+    return data_dir
+
+
+def _stop_on_sigterm() -> None:
+    """SIGTERM stops `up` as Ctrl-C does, and SIGINT reaches it even where it was ignored."""
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     lifeline.interruptible()
-    supervisor = Supervisor([], data_dir)
-    code = 0
-    try:
-        model_dir = _build_demo(data_dir, console)
-        control_child = Child(
-            "control plane",
-            [
-                "control",
-                "--port",
-                str(port),
-                "--data-dir",
-                str(data_dir),
-                *["--log-level", log_level],
-            ],
-            http_ready(f"{url}/readyz"),
-            log_path=data_dir / "logs" / "control.log",
+
+
+def _run(
+    console: Console,
+    supervisor: Supervisor,
+    local: _Local,
+    *,
+    replicas: int,
+    heartbeat_grace: float | None,
+    eviction_grace: float | None,
+) -> None:
+    """Start everything in order (demo model, control plane, agents, gateway, the demo's
+    objects), say where it is, then wait until stopped."""
+    from inferplane import client as api_client
+
+    model_dir = _build_demo(local.data_dir, console)
+    token = _start_control(console, supervisor, local)
+    with api_client.Client(local.url, token) as client:
+        _start_agents(
+            console,
+            supervisor,
+            client,
+            local,
+            token=token,
+            heartbeat_grace=heartbeat_grace,
+            eviction_grace=eviction_grace,
         )
-        with console.status("starting the control plane…"):
-            if not supervisor.start_one(control_child, timeout=min(ready_timeout, 60.0)):
-                _fail(console, control_child)
-        token = (data_dir / "admin-token").read_text().strip()
-        with api_client.Client(url, token) as client:
-            for plane in LOCAL_PLANES:
-                _apply_cluster(client, plane, heartbeat_grace, eviction_grace)
-            heartbeat = max(0.2, heartbeat_grace / 4) if heartbeat_grace else None
-            for plane in LOCAL_PLANES:
-                agent_dir = data_dir / "agents" / plane.cluster
-                join = upgateway.join_key(client, plane.cluster, agent_dir)
-                child = _agent_child(plane, url, token, join, data_dir, heartbeat, log_level)
-                with console.status(f"starting the workload plane {plane.cluster}…"):
-                    if not supervisor.start_one(child, timeout=min(ready_timeout, 120.0)):
-                        _fail(console, child)
-            gateway_token = upgateway.gateway_key(client, data_dir)
-            gateway_child = upgateway.gateway_child(
-                gateway_port, url, gateway_token, data_dir, log_level
-            )
-            with console.status("starting the gateway…"):
-                if not supervisor.start_one(gateway_child, timeout=min(ready_timeout, 60.0)):
-                    _fail(console, gateway_child)
-            _apply_demo(client, replicas)
-            key = upgateway.demo_key(client, data_dir)
-            ready = upview.watch_replicas(client, console, replicas, model_dir, ready_timeout)
-        console.print(upview.banner(url, gateway, data_dir))
-        if ready:
-            with console.status("waiting for the gateway to route to the replicas…"):
-                answering = upgateway.wait_answering(gateway, key, min(ready_timeout, 60.0))
-            if not answering:
-                console.print(
-                    "[yellow]the gateway does not answer yet; see "
-                    f"{gateway_child.log_path}[/yellow]"
-                )
-            upview.print_endpoint(gateway, key, ready, data_dir / upgateway.KEY_FILE)
-        console.print("[dim]Ctrl-C stops everything.[/dim]")
-        supervisor.wait(on_exit=lambda child: _report_exit(console, child))
-    except KeyboardInterrupt:
-        pass
-    except _StartFailed:
-        code = 1
-    finally:
-        if supervisor.started:
-            with console.status(
-                "stopping: the gateway, the agents and their engines, then the control plane…"
-            ):
-                code = supervisor.stop() or code
-            console.print("stopped.")
-    raise typer.Exit(code)
+        gateway_child = _start_gateway(console, supervisor, client, local)
+        key, ready = _deploy_demo(console, client, local, replicas=replicas, model_dir=model_dir)
+    _announce(console, local, key=key, ready=ready, gateway_log=gateway_child.log_path)
+    console.print("[dim]Ctrl-C stops everything.[/dim]")
+    supervisor.wait(on_exit=lambda child: _report_exit(console, child))
+
+
+def _start_control(console: Console, supervisor: Supervisor, local: _Local) -> str:
+    """Start the control plane, wait for /readyz; the admin token it wrote at first start."""
+    from inferplane.supervisor import Child, http_ready
+
+    args = ["control", "--port", str(local.port), "--data-dir", str(local.data_dir)]
+    child = Child(
+        "control plane",
+        [*args, "--log-level", local.log_level],
+        http_ready(f"{local.url}/readyz"),
+        log_path=local.data_dir / "logs" / "control.log",
+    )
+    timeout = min(local.ready_timeout, 60.0)
+    _start(console, supervisor, child, "starting the control plane…", timeout=timeout)
+    return (local.data_dir / "admin-token").read_text().strip()
+
+
+def _start_agents(
+    console: Console,
+    supervisor: Supervisor,
+    client: Client,
+    local: _Local,
+    *,
+    token: str,
+    heartbeat_grace: float | None,
+    eviction_grace: float | None,
+) -> None:
+    """Create (or set the graces on) each local Cluster, then start its agent with a join key
+    and wait for the Cluster to be Ready; the agents heartbeat 4 times per grace."""
+    from inferplane.cli import upgateway
+
+    for plane in LOCAL_PLANES:
+        _apply_cluster(client, plane, heartbeat_grace, eviction_grace)
+    heartbeat = max(0.2, heartbeat_grace / 4) if heartbeat_grace else None
+    for plane in LOCAL_PLANES:
+        join = upgateway.join_key(client, plane.cluster, local.data_dir / "agents" / plane.cluster)
+        child = _agent_child(
+            plane, local.url, token, join, local.data_dir, heartbeat, local.log_level
+        )
+        status = f"starting the workload plane {plane.cluster}…"
+        _start(console, supervisor, child, status, timeout=min(local.ready_timeout, 120.0))
+
+
+def _start_gateway(
+    console: Console, supervisor: Supervisor, client: Client, local: _Local
+) -> Child:
+    """Start the gateway with a key of its own (role gateway, kept in DATA_DIR)."""
+    from inferplane.cli import upgateway
+
+    token = upgateway.gateway_key(client, local.data_dir)
+    child = upgateway.gateway_child(
+        local.gateway_port, local.url, token, local.data_dir, local.log_level
+    )
+    timeout = min(local.ready_timeout, 60.0)
+    _start(console, supervisor, child, "starting the gateway…", timeout=timeout)
+    return child
+
+
+def _start(
+    console: Console, supervisor: Supervisor, child: Child, status: str, *, timeout: float
+) -> None:
+    """Start one child under a spinner; one that is not ready in time ends `up` (exit 1)."""
+    with console.status(status):
+        if not supervisor.start_one(child, timeout=timeout):
+            _fail(console, child)
+
+
+def _deploy_demo(
+    console: Console, client: Client, local: _Local, *, replicas: int, model_dir: Path
+) -> tuple[str, list[dict[str, Any]]]:
+    """Apply the demo's objects and its key, and show its replicas start: the key's token and
+    the replicas Ready in time."""
+    from inferplane.cli import upgateway, upview
+
+    _apply_demo(client, replicas)
+    key = upgateway.demo_key(client, local.data_dir)
+    ready = upview.watch_replicas(client, console, replicas, model_dir, local.ready_timeout)
+    return key, ready
+
+
+def _announce(
+    console: Console,
+    local: _Local,
+    *,
+    key: str,
+    ready: list[dict[str, Any]],
+    gateway_log: Path | None,
+) -> None:
+    """The banner; once replicas are Ready and the gateway routes to them, the endpoint,
+    the key and the snippets to paste."""
+    from inferplane.cli import upgateway, upview
+
+    console.print(upview.banner(local.url, local.gateway, local.data_dir))
+    if not ready:
+        return
+    with console.status("waiting for the gateway to route to the replicas…"):
+        answering = upgateway.wait_answering(local.gateway, key, min(local.ready_timeout, 60.0))
+    if not answering:
+        console.print(f"[yellow]the gateway does not answer yet; see {gateway_log}[/yellow]")
+    upview.print_endpoint(local.gateway, key, ready, local.data_dir / upgateway.KEY_FILE)
+
+
+def _stop_all(console: Console, supervisor: Supervisor, code: int) -> int:
+    """Stop what was started, the gateway and agents before the control plane; the exit code."""
+    if not supervisor.started:
+        return code
+    with console.status(
+        "stopping: the gateway, the agents and their engines, then the control plane…"
+    ):
+        code = supervisor.stop() or code
+    console.print("stopped.")
+    return code
 
 
 @dataclass(frozen=True)

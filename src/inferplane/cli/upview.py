@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
 
-from inferplane.control.settings import default_data_dir
+from inferplane import datadir
 
 DEMO = "demo"
 """Name of the demo Model, Deployment and Service, and the model name clients send."""
@@ -139,6 +139,6 @@ def banner(url: str, gateway: str, data_dir: Path) -> Panel:
         "  inferplane apikey list",
         f"  inferplane logs replica {DEMO}-… -f",
     ]
-    if os.environ.get("INFERPLANE_DATA_DIR") is None and data_dir != default_data_dir():
+    if os.environ.get(datadir.ENV) is None and data_dir != datadir.in_home():
         lines.append(f"  export INFERPLANE_DATA_DIR={data_dir}")
     return Panel("\n".join(lines), title="inferplane is up", expand=False)

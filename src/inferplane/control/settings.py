@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from inferplane import tls
+from inferplane import datadir, tls
 
 DEFAULT_PORT = 8470
 
 
-def default_data_dir() -> Path:
-    return Path.home() / ".inferplane"
-
-
 @dataclass(frozen=True)
 class ControlSettings:
-    data_dir: Path
-    """Where the SQLite store and the admin token live."""
+    data_dir: Path = field(default_factory=datadir.default)
+    """Where the SQLite store and the admin token live; by default where the CLI looks for
+    that token (`datadir.default()`: $INFERPLANE_DATA_DIR, else ~/.inferplane)."""
     host: str = "127.0.0.1"
     port: int = DEFAULT_PORT
     store_url: str | None = None

@@ -17,7 +17,7 @@ import time
 from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field
 
-from inferplane.engine.llm import LLMEngine
+from inferplane.engine.llm import EngineInfo, LLMEngine
 from inferplane.engine.outputs import SequenceOutput
 from inferplane.engine.sampling_params import SamplingParams
 
@@ -96,6 +96,9 @@ class AsyncEngine:
 
     def __init__(self, engine: LLMEngine, *, clock: Callable[[], float] = time.monotonic) -> None:
         self.engine = engine
+        # Read here, before the engine thread starts, and never changed after: the server
+        # reads the tokenizer and limits from the event loop, which never touches the engine.
+        self.info: EngineInfo = engine.info()
         self.clock = clock
         self.stats = EngineStats()
         self._cond = threading.Condition()

@@ -57,6 +57,24 @@ class EngineConfig:
         return {"float32": torch.float32, "bfloat16": torch.bfloat16}[self.dtype]
 
 
+@dataclass(frozen=True)
+class EngineInfo:
+    """What a server needs to know of a loaded engine, all of it fixed at load."""
+
+    tokenizer: Tokenizer
+    """Encodes prompts and decodes tokens for /tokenize, /detokenize and the responses."""
+    vocab_size: int
+    """Token ids in a prompt must be below this."""
+    max_model_len: int
+    """The context length: prompt plus generated tokens."""
+    block_size: int
+    """Tokens per KV-cache block."""
+    num_blocks: int
+    """KV-cache blocks, as the memory given holds them."""
+    enable_prefix_caching: bool
+    """Whether a prompt's cached blocks are reused by the next prompt that starts alike."""
+
+
 @dataclass
 class _Stream:
     """The engine's bookkeeping of one sequence beyond what the scheduler tracks."""
@@ -110,6 +128,17 @@ class LLMEngine:
         self.eos_token_id = self.tokenizer.eos_token_id
         if self.eos_token_id is None and mc.eos_token_ids:
             self.eos_token_id = mc.eos_token_ids[0]
+
+    def info(self) -> EngineInfo:
+        """The facts a server needs, so that it never reaches into the engine's parts."""
+        return EngineInfo(
+            tokenizer=self.tokenizer,
+            vocab_size=self.model_config.vocab_size,
+            max_model_len=self.max_model_len,
+            block_size=self.config.block_size,
+            num_blocks=self.blocks.num_blocks,
+            enable_prefix_caching=self.config.enable_prefix_caching,
+        )
 
     def _num_blocks(self, dtype: torch.dtype) -> int:
         mc = self.model_config

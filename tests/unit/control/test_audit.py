@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 
 from inferplane import store as store_pkg
-from inferplane.api import kinds  # noqa: F401  (registers every kind)
 from inferplane.control import audit, auditlog, errors
 from inferplane.control.audit import Level, Policy, Rule
 from inferplane.store.base import AuditRecord

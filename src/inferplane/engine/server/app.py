@@ -42,7 +42,8 @@ def create_app(
     app = FastAPI(title="inferplane engine", lifespan=lifespan)
     errors.install(app)
     _guard(app, api_key)
-    server = openai_api.Server(engine, served_model_name, Metrics(engine, served_model_name, clock))
+    metrics = Metrics(engine, served_model_name, clock)
+    server = openai_api.Server(engine, served_model_name, metrics, engine.info)
     app.include_router(openai_api.router(server))
     app.include_router(embeddings_api.refuse_embeddings())
     app.include_router(kserve_api.router(kserve_api.V2Model(served_model_name, generator=server)))
@@ -106,13 +107,13 @@ def _card(name: str) -> dict[str, object]:
 def _add_service_routes(app: FastAPI, server: openai_api.Server) -> None:
     @app.get("/health")
     async def health() -> Response:
-        if not server.engine.accepting:
+        if not server.accepting:
             return errors.unavailable("the engine is shutting down").response()
         return Response(status_code=200)
 
     @app.get("/v1/models")
     async def models() -> JSONResponse:
-        card = {**_card(server.model_name), "max_model_len": server.engine.engine.max_model_len}
+        card = {**_card(server.model_name), "max_model_len": server.info.max_model_len}
         return JSONResponse({"object": "list", "data": [card]})
 
     @app.get("/metrics")
@@ -121,7 +122,7 @@ def _add_service_routes(app: FastAPI, server: openai_api.Server) -> None:
 
 
 def _add_tokenizer_routes(app: FastAPI, server: openai_api.Server) -> None:
-    tokenizer = server.engine.engine.tokenizer
+    tokenizer = server.info.tokenizer
 
     @app.post("/tokenize")
     async def tokenize(request: Request) -> JSONResponse:
@@ -138,7 +139,7 @@ def _add_tokenizer_routes(app: FastAPI, server: openai_api.Server) -> None:
             ids = tokenizer.encode(body.prompt, add_special_tokens=body.add_special_tokens)
         else:
             raise errors.APIError("give a prompt or messages", param="prompt")
-        limit = server.engine.engine.max_model_len
+        limit = server.info.max_model_len
         return JSONResponse({"count": len(ids), "max_model_len": limit, "tokens": ids})
 
     @app.post("/detokenize")

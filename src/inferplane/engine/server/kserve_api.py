@@ -94,7 +94,7 @@ class V2Model:
     def ready(self) -> bool:
         if self.embedder is not None:
             return self.embedder.accepting
-        return self.generator is not None and self.generator.engine.accepting
+        return self.generator is not None and self.generator.accepting
 
     def check(self, request: Request) -> str:
         """The route's model name, if it is this model (and the version, if given, is its
@@ -274,7 +274,7 @@ async def _start(
         raise errors.APIError(f"{TEXT_INPUT} is empty", param=TEXT_INPUT)
     params = sampling_params(parameters)
     priority = int(parameters.get("priority", 0))
-    ids = server.engine.engine.tokenizer.encode(text)
+    ids = server.info.tokenizer.encode(text)
     generation = await server.start(f"v2-{uuid.uuid4().hex}", ids, params, priority)
     return generation.outputs()
 

@@ -17,6 +17,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from inferplane.engine.async_engine import AsyncEngine
+from inferplane.engine.llm import EngineInfo
 from inferplane.engine.outputs import SequenceOutput
 
 TTFT_BUCKETS = (
@@ -115,7 +116,7 @@ class Metrics:
         self.registry = CollectorRegistry()
         self.clock = clock
         self.registry.register(_EngineCollector(engine, model_name))
-        self._cache_info(engine)
+        self._cache_info(engine.info)
         label = {"model_name": model_name}
         self.ttft = _histogram(
             self.registry, "vllm:time_to_first_token_seconds", TTFT_BUCKETS, label
@@ -131,20 +132,19 @@ class Metrics:
             self.registry, model_name, ("stop", "length", "abort")
         )
 
-    def _cache_info(self, engine: AsyncEngine) -> None:
-        config = engine.engine.config
+    def _cache_info(self, info: EngineInfo) -> None:
         labels = {
-            "block_size": str(config.block_size),
-            "num_gpu_blocks": str(engine.engine.blocks.num_blocks),
-            "enable_prefix_caching": str(config.enable_prefix_caching),
+            "block_size": str(info.block_size),
+            "num_gpu_blocks": str(info.num_blocks),
+            "enable_prefix_caching": str(info.enable_prefix_caching),
         }
-        info = Gauge(
+        gauge = Gauge(
             "vllm:cache_config_info",
             "Information of the KV cache configuration.",
             list(labels),
             registry=self.registry,
         )
-        info.labels(**labels).set(1)
+        gauge.labels(**labels).set(1)
 
     def timer(self) -> RequestTimer:
         return RequestTimer(self, self.clock())

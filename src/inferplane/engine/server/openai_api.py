@@ -12,7 +12,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from inferplane.engine.async_engine import AsyncEngine, EngineStepFailed, EngineUnavailable
-from inferplane.engine.llm import RequestError
+from inferplane.engine.llm import EngineInfo, RequestError
 from inferplane.engine.outputs import SequenceOutput
 from inferplane.engine.sampling_params import SamplingParamError, SamplingParams
 from inferplane.engine.server import errors, merge, responses, streams
@@ -26,11 +26,18 @@ Json = responses.Json
 
 @dataclass
 class Server:
-    """What the handlers share: the engine, its public name and the metrics."""
+    """What the handlers share: the engine, its public name, the metrics, and what they need
+    to know of the model (its tokenizer and limits)."""
 
     engine: AsyncEngine
     model_name: str
     metrics: Metrics
+    info: EngineInfo
+
+    @property
+    def accepting(self) -> bool:
+        """False once shutdown began: new requests and /health get a 503."""
+        return self.engine.accepting
 
     def check_model(self, name: str | None) -> None:
         if name is not None and name != self.model_name:
@@ -117,8 +124,8 @@ def _params(body: _Sampling) -> SamplingParams:
 
 def router(server: Server) -> APIRouter:
     api = APIRouter()
-    tokenizer = server.engine.engine.tokenizer
-    vocab_size = server.engine.engine.model_config.vocab_size
+    tokenizer = server.info.tokenizer
+    vocab_size = server.info.vocab_size
 
     @api.post("/v1/completions")
     async def completions(request: Request) -> Response:
@@ -188,7 +195,7 @@ async def _complete(
     except EngineStepFailed as exc:
         raise errors.internal(str(exc)) from exc
     build = _chat_choice if chat else _completion_choice
-    tokenizer = server.engine.engine.tokenizer
+    tokenizer = server.info.tokenizer
     body = [build(tokenizer, i, c, params.logprobs) for i, c in enumerate(choices)]
     extra = _token_ids(body, choices, prompts, chat=chat) if prompts.return_token_ids else {}
     obj = "chat.completion" if chat else "text_completion"
