@@ -14,10 +14,8 @@ import typer
 from rich.console import Console
 
 from inferplane import datadir, lifeline
-from inferplane.api.meta import API_VERSION
-from inferplane.cli import options
+from inferplane.cli import options, updemo
 from inferplane.cli.apikey import parse_duration
-from inferplane.cli.upview import DEMO, NAMESPACE
 from inferplane.control.settings import DEFAULT_PORT
 
 if TYPE_CHECKING:
@@ -332,7 +330,7 @@ def _run(
     objects), say where it is, then wait until stopped."""
     from inferplane import client as api_client
 
-    model_dir = _build_demo(local.data_dir, console)
+    model_dir = updemo.build_demo(local.data_dir, console)
     token = _start_control(console, supervisor, local)
     with api_client.Client(local.url, token) as client:
         _start_agents(
@@ -381,10 +379,10 @@ def _start_agents(
     and wait for the Cluster to be Ready; the agents heartbeat 4 times per grace."""
     from inferplane.cli import upgateway
 
-    for plane in LOCAL_PLANES:
-        _apply_cluster(client, plane, heartbeat_grace, eviction_grace)
+    for plane in updemo.LOCAL_PLANES:
+        updemo.apply_cluster(client, plane, heartbeat_grace, eviction_grace)
     heartbeat = max(0.2, heartbeat_grace / 4) if heartbeat_grace else None
-    for plane in LOCAL_PLANES:
+    for plane in updemo.LOCAL_PLANES:
         join = upgateway.join_key(client, plane.cluster, local.data_dir / "agents" / plane.cluster)
         child = _agent_child(
             plane, local.url, token, join, local.data_dir, heartbeat, local.log_level
@@ -424,7 +422,7 @@ def _deploy_demo(
     the replicas Ready in time."""
     from inferplane.cli import upgateway, upview
 
-    _apply_demo(client, replicas)
+    updemo.apply_demo(client, replicas)
     key = upgateway.demo_key(client, local.data_dir)
     ready = upview.watch_replicas(client, console, replicas, model_dir, local.ready_timeout)
     return key, ready
@@ -464,122 +462,12 @@ def _stop_all(console: Console, supervisor: Supervisor, code: int) -> int:
     return code
 
 
-@dataclass(frozen=True)
-class LocalPlane:
-    cluster: str
-    region: str
-
-
-LOCAL_PLANES = (LocalPlane("local-a", "local-east"), LocalPlane("local-b", "local-west"))
-
-
 class _StartFailed(Exception):
     pass
 
 
-def demo_objects(replicas: int) -> list[dict[str, Any]]:
-    """The demo Model, Deployment and Service `up` applies."""
-    meta = {"name": DEMO, "namespace": NAMESPACE}
-    return [
-        {
-            "apiVersion": API_VERSION,
-            "kind": "Model",
-            "metadata": meta,
-            "spec": {
-                "displayName": "inferplane demo Llama",
-                "description": "A small Llama trained offline on Python's documentation.",
-                "versions": [{"name": "v1", "source": "file://demo", "stage": "production"}],
-            },
-        },
-        {
-            "apiVersion": API_VERSION,
-            "kind": "Deployment",
-            "metadata": meta,
-            "spec": {
-                "model": DEMO,
-                "replicas": replicas,
-                "engine": {
-                    "recipe": "reference",
-                    "args": ["--served-model-name", DEMO, "--kv-cache-memory", "64MiB"],
-                },
-                "placement": {"strategy": "spread", "spreadLabel": "region"},
-            },
-        },
-        {
-            "apiVersion": API_VERSION,
-            "kind": "Service",
-            "metadata": meta,
-            "spec": {"modelName": DEMO, "routes": [{"deployment": DEMO}]},
-        },
-    ]
-
-
-def _apply_demo(client: Any, replicas: int) -> None:
-    """Apply the demo objects (idempotent: a second `up` finds them as they are)."""
-    for obj in demo_objects(replicas):
-        client.apply(obj)
-
-
-def _build_demo(data_dir: Path, console: Console) -> Path:
-    """Build the demo model into DATA_DIR/models once, where the engines look for it (they
-    inherit INFERPLANE_DATA_DIR): here, with a progress bar, before any engine starts, so
-    that none of them waits on it without a word. `ensure_demo` builds under a lock and
-    renames a whole folder into place, so a second `up` or an engine asking at the same time
-    never trains it twice nor sees it half-written."""
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from inferplane.engine import demo
-
-    spec = demo.DemoSpec()
-    final = demo.demo_path(data_dir, spec)
-    if (final / demo.DONE_MARKER).exists():
-        return final
-    columns = (
-        TextColumn("building the demo model (once; cached in {task.description})"),
-        BarColumn(),
-        TextColumn("step {task.completed}/{task.total}"),
-        TimeElapsedColumn(),
-    )
-    with Progress(*columns, console=console, transient=True) as progress:
-        task = progress.add_task(str(final.parent), total=spec.steps)
-        demo.ensure_demo(
-            data_dir, spec, progress=lambda step, total, loss: progress.update(task, completed=step)
-        )
-    console.print(f"built the demo model in {final}")
-    return final
-
-
-def _apply_cluster(
-    client: Any, plane: LocalPlane, heartbeat_grace: float | None, eviction_grace: float | None
-) -> None:
-    """Create the plane's Cluster ahead of its agent, or set the graces on it; the agent then
-    owns its labels and region, the graces stay as set here."""
-    from inferplane import client as api_client
-
-    spec: dict[str, Any] = {}
-    if heartbeat_grace is not None:
-        spec["heartbeatGraceSeconds"] = heartbeat_grace
-    if eviction_grace is not None:
-        spec["evictionGraceSeconds"] = eviction_grace
-    try:
-        client.get("Cluster", plane.cluster)
-    except api_client.NotFound:
-        labels = {"region": plane.region}
-        client.create(
-            {
-                "apiVersion": API_VERSION,
-                "kind": "Cluster",
-                "metadata": {"name": plane.cluster, "labels": labels},
-                "spec": {"region": plane.region, "provider": "local", **spec},
-            }
-        )
-        return
-    if spec:
-        client.patch("Cluster", plane.cluster, {"spec": spec})
-
-
 def _agent_child(
-    plane: LocalPlane,
+    plane: updemo.LocalPlane,
     url: str,
     token: str,
     join_token: str,

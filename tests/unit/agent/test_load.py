@@ -8,25 +8,9 @@ import pytest
 
 from inferplane.agent import load, recipes
 from inferplane.api import enginemetrics
+from tests.unit.api.test_enginemetrics import VLLM_TEXT
 
-# What the reference engine (and vLLM) answer at /metrics, cut down.
-VLLM_TEXT = """\
-# HELP vllm:num_requests_running Requests in the running batch.
-# TYPE vllm:num_requests_running gauge
-vllm:num_requests_running{model_name="tiny"} 3.0
-vllm:num_requests_waiting{model_name="tiny"} 1.0
-vllm:kv_cache_usage_perc{model_name="tiny"} 0.25
-# TYPE vllm:time_to_first_token_seconds histogram
-vllm:time_to_first_token_seconds_bucket{le="0.1",model_name="tiny"} 4.0
-vllm:time_to_first_token_seconds_bucket{le="+Inf",model_name="tiny"} 10.0
-vllm:time_to_first_token_seconds_count{model_name="tiny"} 10.0
-vllm:time_to_first_token_seconds_sum{model_name="tiny"} 2.0
-vllm:prompt_tokens_total{model_name="tiny"} 1000.0
-vllm:generation_tokens_total{model_name="tiny"} 500.0
-vllm:request_success_total{finished_reason="stop",model_name="tiny"} 6.0
-vllm:request_success_total{finished_reason="length",model_name="tiny"} 4.0
-vllm:request_success_created{finished_reason="stop",model_name="tiny"} 1.7e+09
-"""
+# What the reference engine (and vLLM) answer at /metrics, cut down: one page for every test.
 
 LATER_TEXT = """\
 vllm:num_requests_running{model_name="tiny"} 3.0

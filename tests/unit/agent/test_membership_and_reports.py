@@ -11,6 +11,7 @@ from inferplane import client as api_client
 from inferplane.agent import agent, discovery, membership, reconcile, reporter
 from inferplane.agent.runtime import base
 from tests.unit import fake_resource_api as fake
+from tests.unit.agent.samples import bound_spec
 
 NOW = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
 
@@ -81,17 +82,7 @@ def bound(name: str = "chat-0", **meta: Any) -> dict[str, Any]:
     return {
         "kind": "Replica",
         "metadata": {"name": name, "namespace": "default", **meta},
-        "spec": {
-            "deployment": "chat",
-            "model": {"name": "m", "version": "v1", "source": "file://demo"},
-            "cluster": "eu-1",
-            "pool": "eu-1-h100",
-            "nodes": [1],
-            "devices": [
-                {"request": "gpu", "group": "gpu", "node": 1, "indexes": [0, 2]},
-                {"request": "gpu", "group": "gpu", "node": 0, "indexes": [5]},
-            ],
-        },
+        "spec": bound_spec(),
         "status": {"phase": "Scheduled"},
     }
 

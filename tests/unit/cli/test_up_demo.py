@@ -9,7 +9,7 @@ import pytest
 from rich.console import Console
 
 from inferplane.api import registry
-from inferplane.cli import serve
+from inferplane.cli import updemo
 from inferplane.engine import demo
 from tests.support.tiny_model import TINY_DEMO
 
@@ -26,18 +26,18 @@ def test_the_demo_model_is_built_once_where_the_engine_looks(
 
     monkeypatch.setattr(demo, "create_demo", create)
     console = Console(file=io.StringIO())
-    path = serve._build_demo(tmp_path, console)
+    path = updemo.build_demo(tmp_path, console)
     # demo.ensure_demo (what `inferplane engine --model demo` calls) finds it, builds nothing.
     assert demo.ensure_demo(tmp_path, demo.DemoSpec()) == path
     assert (path / demo.DONE_MARKER).exists()
-    assert serve._build_demo(tmp_path, console) == path
+    assert updemo.build_demo(tmp_path, console) == path
     assert len(built) == 1
     left = sorted(p.name for p in (tmp_path / "models").iterdir() if p.suffix != ".lock")
     assert left == [path.name], "no scratch folder is left behind"
 
 
 def test_the_demo_objects_are_valid_resources() -> None:
-    objects = serve.demo_objects(2)
+    objects = updemo.demo_objects(2)
     assert [o["kind"] for o in objects] == ["Model", "Deployment", "Service"]
     for obj in objects:
         registry.lookup(obj["kind"]).model.model_validate(obj)

@@ -15,23 +15,9 @@ from inferplane.agent import agent, recipes, sources
 from inferplane.agent.runtime import base, process
 from inferplane.api import replicas
 from tests.unit import fake_resource_api as fake
+from tests.unit.agent.samples import bound_spec
 
 IDS = {"gpu": ["GPU-a", "GPU-b", "GPU-c", "GPU-d"]}
-
-
-def bound_spec(**fields: Any) -> dict[str, Any]:
-    return {
-        "deployment": "chat",
-        "model": {"name": "m", "version": "v1", "source": "file://demo"},
-        "cluster": "eu-1",
-        "pool": "eu-1-h100",
-        "nodes": [1],
-        "devices": [
-            {"request": "gpu", "group": "gpu", "node": 1, "indexes": [0, 2]},
-            {"request": "gpu", "group": "gpu", "node": 0, "indexes": [5]},
-        ],
-        **fields,
-    }
 
 
 def replica(device_ids: dict[str, list[str]] | None = None, **fields: Any) -> base.Replica:
