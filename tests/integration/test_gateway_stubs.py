@@ -362,6 +362,8 @@ def test_v2_errors_are_in_v2_shape(gateway: GatewayProcess) -> None:
 
 
 def test_access_log_has_one_line_per_request_and_no_prompt(gateway: GatewayProcess) -> None:
+    with gateway.http("sk-not-a-key") as http:
+        http.post("/v1/completions", json={"model": "split", "prompt": "x"})
     with gateway.http(KEY) as http:
         http.post("/v1/completions", json={"model": "split", "prompt": "very secret prompt"})
     log = Path(gateway.workdir / "access.log")
@@ -373,7 +375,11 @@ def test_access_log_has_one_line_per_request_and_no_prompt(gateway: GatewayProce
         time.sleep(0.1)
     lines = [json.loads(line) for line in log.read_text().splitlines()]
     assert lines and all(r["event"] == "request" for r in lines)
-    assert any(r["service"] == "default/split" and r["status"] == 200 for r in lines)
+    served = [r for r in lines if r["service"] == "default/split" and r["status"] == 200]
+    refused = [r for r in lines if r["status"] == 401]
+    assert served and refused
+    assert served[-1].keys() == refused[-1].keys()  # one shape, whoever wrote the line
+    assert refused[-1]["cause"] == "auth" and refused[-1]["key"] is None
     assert "very secret" not in log.read_text()
 
 

@@ -7,12 +7,57 @@ is never logged unless the gateway was started with --log-prompts.
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import IO, Any
 
 import orjson
 
 FLUSH_SECONDS = 0.2
 FLUSH_BYTES = 64 * 1024
+
+
+def request_record(
+    request_id: bytes,
+    path: bytes,
+    status: int,
+    key: str | None,
+    duration_s: float,
+    cause: str | None,
+    **served: Any,
+) -> dict[str, Any]:
+    """The one shape of a request's line. A request refused before it had a call (no key, no
+    service) leaves `served` empty and gets its defaults; a served one passes every field."""
+    record: dict[str, Any] = {
+        "ts": time.time(),
+        "event": "request",
+        "request_id": request_id.decode(),
+        "path": path.decode("latin-1"),
+        "status": status,
+        "key": key,
+        **REFUSED,
+        "duration_ms": round(duration_s * 1000, 2),
+        "cause": cause,
+    }
+    unknown = served.keys() - REFUSED.keys() - {"prompt"}
+    if unknown:
+        raise TypeError(f"not an access-log field: {sorted(unknown)}")
+    record.update(served)
+    return record
+
+
+REFUSED: dict[str, Any] = {
+    "service": "-",
+    "model": None,
+    "endpoint": "-",
+    "stream": None,
+    "prompt_tokens": 0,
+    "completion_tokens": 0,
+    "cost": 0.0,
+    "first_byte_ms": None,
+    "retries": 0,
+    "resumes": 0,
+    "fallback": None,
+}
 
 
 class AccessLog:

@@ -14,12 +14,11 @@ import logging
 import os
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 import orjson
 
 from inferplane import logs
-from inferplane.gateway import errors, pipeline, usage
+from inferplane.gateway import accesslog, errors, pipeline, usage
 from inferplane.gateway.accesslog import AccessLog
 from inferplane.gateway.calls import OPENAI_PATHS, Api, parse_openai, parse_v2
 from inferplane.gateway.holdqueue import HoldQueue
@@ -257,29 +256,16 @@ class GatewayApp:
             self.metrics.errors.inc(("-", cause))
         if not self.access_log.enabled:
             return
-        now = time.monotonic()
-        record: dict[str, Any] = {
-            "ts": time.time(),
-            "event": "request",
-            "request_id": request_id.decode(),
-            "path": request.path.decode("latin-1"),
-            "status": status,
-            "key": f"{key.namespace}/{key.name}" if key else None,
-            "service": "-",
-            "model": None,
-            "endpoint": "-",
-            "stream": None,
-            "prompt_tokens": 0,
-            "completion_tokens": 0,
-            "cost": 0.0,
-            "duration_ms": round((now - arrived) * 1000, 2),
-            "first_byte_ms": None,
-            "retries": 0,
-            "resumes": 0,
-            "fallback": None,
-            "cause": cause,
-        }
-        self.access_log.write(record)
+        self.access_log.write(
+            accesslog.request_record(
+                request_id,
+                request.path,
+                status,
+                f"{key.namespace}/{key.name}" if key else None,
+                time.monotonic() - arrived,
+                cause,
+            )
+        )
 
     def _in_flight_gauges(self) -> None:
         for (ns, name), count in self.router.in_flight.items():

@@ -17,7 +17,7 @@ import time
 from collections.abc import Coroutine
 from typing import Any
 
-from inferplane.gateway import bodies, errors, streaming
+from inferplane.gateway import accesslog, bodies, errors, streaming
 from inferplane.gateway.calls import Call
 from inferplane.gateway.context import Gateway
 from inferplane.gateway.holdqueue import QueueFull
@@ -324,30 +324,27 @@ class RequestRun:
 
     def _record(self, label: str, endpoint: str, cost: float, now: float) -> dict[str, Any]:
         first_byte = self.first_byte
-        record: dict[str, Any] = {
-            "ts": time.time(),
-            "event": "request",
-            "request_id": self.request_id.decode(),
-            "path": self.request.path.decode("latin-1"),
-            "status": self.status,
-            "key": f"{self.key.namespace}/{self.key.name}",
-            "service": label,
-            "model": self.call.model,
-            "endpoint": endpoint,
-            "stream": self.call.stream,
-            "prompt_tokens": self.prompt_tokens,
-            "completion_tokens": self.completion_tokens,
-            "cost": round(cost, 8),
-            "duration_ms": round((now - self.arrived) * 1000, 2),
-            "first_byte_ms": round((first_byte - self.arrived) * 1000, 2) if first_byte else None,
-            "retries": self.retries,
-            "resumes": self.resumes,
-            "fallback": self.fallback,
-            "cause": self.cause,
-        }
-        if self.gw.log_prompts:
-            record["prompt"] = self.call.prompt_text
-        return record
+        extra = {"prompt": self.call.prompt_text} if self.gw.log_prompts else {}
+        return accesslog.request_record(
+            self.request_id,
+            self.request.path,
+            self.status,
+            f"{self.key.namespace}/{self.key.name}",
+            now - self.arrived,
+            self.cause,
+            service=label,
+            model=self.call.model,
+            endpoint=endpoint,
+            stream=self.call.stream,
+            prompt_tokens=self.prompt_tokens,
+            completion_tokens=self.completion_tokens,
+            cost=round(cost, 8),
+            first_byte_ms=round((first_byte - self.arrived) * 1000, 2) if first_byte else None,
+            retries=self.retries,
+            resumes=self.resumes,
+            fallback=self.fallback,
+            **extra,
+        )
 
 
 NO_HINTS = RouteRequest()
