@@ -297,3 +297,41 @@ def test_an_agent_keeps_the_credential_it_joined_with(
     with httpx.Client(base_url=control.url, headers={"Authorization": f"Bearer {token}"}) as http:
         assert http.get(path("clusters", name="plane-k")).status_code in (200, 404)
         assert http.get(path("clusters", name="plane-a")).status_code == 403
+
+
+LOAD = f"{API}/load"
+
+
+def test_load_reports_are_for_components_and_their_own_cluster_only(
+    control: ControlProcess, agent_a: str, gateway: str
+) -> None:
+    """The metrics channel (issue 13, item 3): agents report their own cluster's replicas,
+    gateways their traffic; tenants neither; bad numbers are refused naming the field."""
+    replica = {"namespace": "team-a", "name": "r-plane-a", "running": 2, "waiting": 1}
+    traffic = {"deployments": [{"namespace": "team-a", "name": "chat", "held": 1}]}
+    tenant = _key(control, "deployer-load", "team-a", "deployer")
+    with control.http(agent_a) as http:
+        ok = http.post(f"{LOAD}/replicas", json={"replicas": [replica]})
+        assert ok.status_code == 202 and ok.json() == {"kept": 1}, ok.text
+        other = http.post(f"{LOAD}/replicas", json={"cluster": "plane-b", "replicas": [replica]})
+        assert other.status_code == 403
+        assert http.post(f"{LOAD}/gateways", json=traffic).status_code == 403
+        bad = http.post(f"{LOAD}/replicas", json={"replicas": [{**replica, "running": -1}]})
+        assert bad.status_code == 422
+        assert bad.json()["details"]["causes"][0]["field"] == "replicas[0].running"
+        nan = http.post(
+            f"{LOAD}/replicas",
+            content=b'{"replicas": [{"namespace": "team-a", "name": "x", "kvCacheUsage": 2}]}',
+        )
+        assert nan.status_code == 422 and "kvCacheUsage" in nan.text
+    with control.http(gateway) as http:
+        assert http.post(f"{LOAD}/gateways", json=traffic).status_code == 202
+        assert http.post(f"{LOAD}/replicas", json={"replicas": [replica]}).status_code == 403
+        unknown = http.post(f"{LOAD}/gateways", json={"deployments": [{"namespace": "a"}]})
+        assert unknown.status_code == 422 and "deployments[0].name" in unknown.text
+    with control.http(tenant) as http:
+        assert http.post(f"{LOAD}/replicas", json={"replicas": [replica]}).status_code == 403
+        assert http.post(f"{LOAD}/gateways", json=traffic).status_code == 403
+    with control.http() as admin:
+        named = admin.post(f"{LOAD}/replicas", json={"replicas": [replica]})
+        assert named.status_code == 422 and "cluster" in named.text

@@ -1,12 +1,13 @@
 """A scriptable OpenAI-shaped upstream for gateway tests (a real process on a loopback port).
 
     python -m tests.support.upstream_stub --port 9001 --name a [--mode ok|fail503|close|break]
-        [--chunks 8] [--break-after 3] [--delay 0.0]
+        [--chunks 8] [--break-after 3] [--delay 0.0] [--require-key KEY]
 
 ok: answers chat/completions (streamed or not) and embeddings; fail503: 503 to every
 inference request; close: drops the connection without answering; break: streams
 `--break-after` chunks, then drops the connection. GET /stats returns what it has seen
-(requests, the last body, the last Authorization header, disconnects).
+(requests, the last body, the last Authorization header, disconnects). With --require-key,
+an inference request without `Authorization: Bearer KEY` gets the gateway's 401.
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 
-def make_app(name: str, mode: str, chunks: int, break_after: int, delay: float) -> FastAPI:
+def make_app(
+    name: str, mode: str, chunks: int, break_after: int, delay: float, key: str | None = None
+) -> FastAPI:
     app = FastAPI()
     stats: dict[str, Any] = {
         "requests": 0,
@@ -59,6 +62,9 @@ def make_app(name: str, mode: str, chunks: int, break_after: int, delay: float) 
     async def generate(request: Request) -> Response:
         body = await _seen(request)
         chat = request.url.path.endswith("chat/completions")
+        if key is not None and request.headers.get("authorization") != f"Bearer {key}":
+            error = {"message": "invalid API key", "type": "authentication_error"}
+            return JSONResponse({"error": {**error, "code": "invalid_api_key"}}, status_code=401)
         if mode in ("fail503", "close"):
             return await _fail(request)
         if delay:
@@ -176,13 +182,16 @@ def main() -> None:
     parser.add_argument("--chunks", type=int, default=8)
     parser.add_argument("--break-after", type=int, default=3)
     parser.add_argument("--delay", type=float, default=0.0)
+    parser.add_argument("--require-key", help="answer 401 to a request without this key")
     parser.add_argument("--tls-cert", help="serve HTTPS with this certificate (and --tls-key)")
     parser.add_argument("--tls-key")
     args = parser.parse_args()
     if args.mode == "close":
         asyncio.run(_closer(args.port))
         return
-    app = make_app(args.name, args.mode, args.chunks, args.break_after, args.delay)
+    app = make_app(
+        args.name, args.mode, args.chunks, args.break_after, args.delay, args.require_key
+    )
     uvicorn.run(
         app,
         host="127.0.0.1",

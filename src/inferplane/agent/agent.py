@@ -26,6 +26,7 @@ from inferplane import client as api_client
 from inferplane import logs, tls
 from inferplane.agent import (
     discovery,
+    loadsender,
     logship,
     membership,
     recipes,
@@ -87,6 +88,7 @@ class Agent:
         self.cache = watcher.ReplicaCache()
         self.reporter = reporter.Reporter()
         self.scraper = scraper.Scraper()
+        self.load_sender = loadsender.LoadSender()
         # The join writes spec.runtime: the runtime this agent runs, never a fixed one.
         self.membership = membership.Membership(
             settings.cluster, dict(settings.labels), pools, runtime=runtime.kind
@@ -132,6 +134,7 @@ class Agent:
             ("watch", watcher.follow_replicas, (make, cluster, self.cache, stop)),
             ("reporter", self.reporter.run, (make, stop)),
             ("scraper", self.scraper.run, (stop, self.settings.load_seconds)),
+            ("load", self.load_sender.run, (make, stop, self.settings.load_seconds)),
             ("logs", shipper.run, (make, stop)),
         ]
         for name, target, args in loops:
@@ -253,6 +256,7 @@ class Agent:
         engines = self._engines()
         loads = self.scraper.loads()
         reports = {}
+        offered = []
         for name, obj in objects.items():
             failure = self._failed.get(name)
             status = reconcile.desired_status(
@@ -264,6 +268,12 @@ class Agent:
             if status is not None:
                 meta = obj["metadata"]
                 reports[name] = reporter.Report(meta.get("namespace") or "", meta["name"], status)
+            if name in loads and status is not None and status.get("phase") == "Ready":
+                meta = obj["metadata"]
+                offered.append(
+                    loadsender.Offered(meta.get("namespace") or "", meta["name"], loads[name])
+                )
+        self.load_sender.offer(offered)
         stored = {name: obj.get("status") or {} for name, obj in objects.items()}
         self.reporter.publish(reports, stored)
         self._set_targets(objects, engines)

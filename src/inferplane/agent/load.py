@@ -43,11 +43,10 @@ def load_between(previous: Sample | None, current: Sample) -> replicas.ReplicaLo
         return load
     seconds = current.at - previous.at
     before = previous.reading
-    ttft_count = _increase(before.ttft_count, now.ttft_count)
-    ttft_sum = _increase(before.ttft_sum, now.ttft_sum)
     return load.model_copy(
         update={
-            "ttftSeconds": ttft_sum / ttft_count if ttft_count and ttft_sum is not None else None,
+            "ttftSeconds": _mean(before.ttft_sum, now.ttft_sum, before.ttft_count, now.ttft_count),
+            "tpotSeconds": _mean(before.tpot_sum, now.tpot_sum, before.tpot_count, now.tpot_count),
             "promptTokensPerSecond": _rate(before.prompt_tokens, now.prompt_tokens, seconds),
             "generationTokensPerSecond": _rate(
                 before.generation_tokens, now.generation_tokens, seconds
@@ -55,6 +54,18 @@ def load_between(previous: Sample | None, current: Sample) -> replicas.ReplicaLo
             "requestsPerSecond": _rate(before.requests, now.requests, seconds),
         }
     )
+
+
+def _mean(
+    sum_before: float | None,
+    sum_now: float | None,
+    count_before: float | None,
+    count_now: float | None,
+) -> float | None:
+    """A histogram's mean over the interval; None when nothing was observed in it."""
+    count = _increase(count_before, count_now)
+    total = _increase(sum_before, sum_now)
+    return total / count if count and total is not None else None
 
 
 def _increase(before: float | None, after: float | None) -> float | None:

@@ -7,7 +7,8 @@ from it, the scheduler places them and the autoscaler sizes them.
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from datetime import datetime
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
@@ -135,8 +136,10 @@ class DeploymentSpec(meta.Model):
     resources: ResourcesSpec = Field(default_factory=ResourcesSpec)
     """Devices, CPU and memory per node, and nodes per replica."""
     replicas: int = Field(1, ge=0, le=MAX_REPLICAS)
-    """Desired replicas, at most 1000. With autoscaling enabled, the autoscaler sets it (through
-    the scale subresource) within minReplicas and maxReplicas. A namespace's Quota
+    """Desired replicas, at most 1000. With autoscaling enabled, the autoscaler sets it within
+    minReplicas and maxReplicas: the scale subresource refuses a person's value (409), and an
+    update or apply keeps the autoscaler's (this field is taken as written only on create, or
+    when autoscaling is being enabled or disabled). A namespace's Quota
     (maxReplicas, maxDevices) may hold the replicas created below this count."""
     autoscaling: AutoscalingSpec | None = None
     """Scale with load; unset keeps replicas fixed."""
@@ -164,6 +167,36 @@ class DeploymentSpec(meta.Model):
         return self.autoscaling is not None and self.autoscaling.enabled
 
 
+class AutoscalingStatus(meta.Model):
+    """The autoscaler's last look at a deployment, written when it scales and otherwise at
+    most every 30 s (its samples are kept in memory, not here)."""
+
+    mode: Literal["stable", "panic"] = "stable"
+    """stable (the stable window decides) or panic (the panic window does; no scale-down)."""
+    metric: str = ""
+    """What decided: the spec's metric, ttft or tpot (an objective), or forecast."""
+    value: float = 0.0
+    """That metric's value per ready replica over the deciding window."""
+    target: float = 0.0
+    """Its target per replica (seconds, for ttft and tpot)."""
+    desiredReplicas: int = Field(0, ge=0)
+    """The replicas the autoscaler wants now."""
+    reason: str = ""
+    """Why, in words, e.g. "concurrency 14.2 per replica over target 4 (panic window)"."""
+    lastScaleTime: datetime | None = None
+    """When the autoscaler last changed spec.replicas."""
+    lastScaleReason: str = ""
+    """What it said then, e.g. "scaled 2 → 5: concurrency 14.2 per replica over target 4"."""
+    coldStartSeconds: float | None = Field(None, ge=0)
+    """Measured: seconds from a replica's creation to Ready, the latest one that came up; the
+    predictive mode provisions this far ahead."""
+    observedTime: datetime | None = None
+    """When this was written."""
+    resume: dict[str, Any] = Field(default_factory=dict)
+    """The policy's carried state (panic start, recent recommendations), so that a new leader
+    goes on where the last one stopped; not meant for people."""
+
+
 class DeploymentStatus(meta.Status):
     """Replica counts by state, and the version being served."""
 
@@ -178,6 +211,8 @@ class DeploymentStatus(meta.Status):
     """Replicas that match the current spec."""
     modelVersion: models.VersionName | None = None
     """The model version the current spec resolves to."""
+    autoscaling: AutoscalingStatus | None = None
+    """The autoscaler's last decision; unset when the deployment is not autoscaled."""
 
 
 class Deployment(meta.Resource[DeploymentSpec, DeploymentStatus]):

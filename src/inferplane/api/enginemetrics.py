@@ -29,6 +29,7 @@ class MetricNames:
     waiting: tuple[str, ...] = ()
     kv_cache_usage: tuple[str, ...] = ()
     ttft_histogram: tuple[str, ...] = ()
+    tpot_histogram: tuple[str, ...] = ()
     prompt_tokens: tuple[str, ...] = ()
     generation_tokens: tuple[str, ...] = ()
     requests: tuple[str, ...] = ()
@@ -36,7 +37,11 @@ class MetricNames:
     @functools.cached_property
     def samples(self) -> frozenset[str]:
         """Every sample name these point at, so a parse can skip all the others."""
-        histograms = {n + suffix for n in self.ttft_histogram for suffix in ("_sum", "_count")}
+        histograms = {
+            n + suffix
+            for n in (*self.ttft_histogram, *self.tpot_histogram)
+            for suffix in ("_sum", "_count")
+        }
         plain = (
             self.running,
             self.waiting,
@@ -53,6 +58,7 @@ VLLM = MetricNames(
     waiting=("vllm:num_requests_waiting",),
     kv_cache_usage=("vllm:kv_cache_usage_perc", "vllm:gpu_cache_usage_perc"),  # before 0.10
     ttft_histogram=("vllm:time_to_first_token_seconds",),
+    tpot_histogram=("vllm:time_per_output_token_seconds", "vllm:inter_token_latency_seconds"),
     prompt_tokens=("vllm:prompt_tokens_total",),
     generation_tokens=("vllm:generation_tokens_total",),
     requests=("vllm:request_success_total",),
@@ -64,6 +70,7 @@ SGLANG = MetricNames(
     waiting=("sglang:num_queue_reqs",),
     kv_cache_usage=("sglang:token_usage",),
     ttft_histogram=("sglang:time_to_first_token_seconds",),
+    tpot_histogram=("sglang:time_per_output_token_seconds", "sglang:inter_token_latency_seconds"),
     prompt_tokens=("sglang:prompt_tokens_total",),
     generation_tokens=("sglang:generation_tokens_total",),
     requests=("sglang:num_requests_total",),
@@ -108,6 +115,8 @@ class Reading:
     """The fraction of the KV cache in use, as reported (not clamped)."""
     ttft_sum: float | None = None
     ttft_count: float | None = None
+    tpot_sum: float | None = None
+    tpot_count: float | None = None
     prompt_tokens: float | None = None
     generation_tokens: float | None = None
     requests: float | None = None
@@ -179,6 +188,8 @@ def read(metrics: Mapping[str, float], names: MetricNames) -> Reading:
         kv_cache_usage=first(names.kv_cache_usage) or 0.0,
         ttft_sum=first(names.ttft_histogram, "_sum"),
         ttft_count=first(names.ttft_histogram, "_count"),
+        tpot_sum=first(names.tpot_histogram, "_sum"),
+        tpot_count=first(names.tpot_histogram, "_count"),
         prompt_tokens=first(names.prompt_tokens),
         generation_tokens=first(names.generation_tokens),
         requests=first(names.requests),

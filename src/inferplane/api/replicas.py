@@ -85,6 +85,8 @@ class ReplicaLoad(meta.Model):
     """Fraction of the KV cache in use, 0 to 1."""
     ttftSeconds: float | None = Field(None, ge=0)
     """Mean time to first token over the last interval, in seconds."""
+    tpotSeconds: float | None = Field(None, ge=0)
+    """Mean time per output token (after the first) over the last interval, in seconds."""
     generationTokensPerSecond: float = Field(0.0, ge=0)
     """Output tokens per second over the last interval."""
     promptTokensPerSecond: float = Field(0.0, ge=0)

@@ -60,7 +60,8 @@ def render(obj: Object, events: list[Object], *, now: datetime) -> str:
     lines = [
         *_metadata(obj, now),
         *_yaml_block("Spec", obj.get("spec")),
-        *_yaml_block("Status", _without(obj.get("status"), "conditions")),
+        *_yaml_block("Status", _without(obj.get("status"), "conditions", "autoscaling")),
+        *_autoscaling(obj, now),
         *_conditions(obj, now),
         *_events(events, now),
     ]
@@ -104,8 +105,8 @@ def _owner(ref: Object) -> str:
     return f"{ref.get('kind')}/{ref.get('name')}{controller}"
 
 
-def _without(mapping: Any, key: str) -> Object:
-    return {k: v for k, v in (mapping or {}).items() if k != key}
+def _without(mapping: Any, *keys: str) -> Object:
+    return {k: v for k, v in (mapping or {}).items() if k not in keys}
 
 
 def _yaml_block(title: str, body: Any) -> list[str]:
@@ -113,6 +114,24 @@ def _yaml_block(title: str, body: Any) -> list[str]:
         return [f"{title}:{' ' * (LABEL_WIDTH - len(title) - 1)}{output.NONE}"]
     text = yaml.safe_dump(body, sort_keys=False, default_flow_style=False)
     return [f"{title}:", *(INDENT + line for line in text.splitlines())]
+
+
+def _autoscaling(obj: Object, now: datetime) -> list[str]:
+    """The autoscaler's last look, in words (status.autoscaling), for an autoscaled object."""
+    seen = (obj.get("status") or {}).get("autoscaling")
+    if not isinstance(seen, dict):
+        return []
+    metric, value, target = seen.get("metric", ""), seen.get("value", 0), seen.get("target", 0)
+    lines = [
+        f"{seen.get('mode', 'stable')} mode: {metric} {value:g} per replica, target {target:g}",
+        f"desired {seen.get('desiredReplicas', 0)}: {seen.get('reason', '')}",
+    ]
+    if seen.get("lastScaleReason"):
+        when = output.age(seen.get("lastScaleTime"), now)
+        lines.append(f"last scaled {when} ago: {seen['lastScaleReason']}")
+    if seen.get("coldStartSeconds") is not None:
+        lines.append(f"cold start (created to Ready): {seen['coldStartSeconds']:g} s")
+    return _field("Autoscaling", lines)
 
 
 def _conditions(obj: Object, now: datetime) -> list[str]:

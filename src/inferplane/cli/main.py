@@ -18,6 +18,7 @@ from inferplane.cli import (
     engine,
     events,
     gateway,
+    loadgen,
     logs,
     meta,
     model,
@@ -79,3 +80,4 @@ model.register(app)
 engine.register(app)
 agent.register(app)
 gateway.register(app)
+loadgen.register(app)

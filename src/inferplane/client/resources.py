@@ -11,7 +11,7 @@ import httpx
 
 from inferplane import clientconfig, tls
 from inferplane.api import registry
-from inferplane.client import applying, audittrail, errors, replicalogs
+from inferplane.client import addressing, applying, audittrail, errors, replicalogs
 from inferplane.client.addressing import (
     API_PREFIX,
     address,
@@ -232,6 +232,16 @@ class Client:
         """For agents: send a chunk of a replica's log to the reader of `session`; NotFound
         once the reader has gone."""
         replicalogs.push(self._conn, namespace, name, session=session, data=data, eof=eof)
+
+    # -- the metrics channel (docs/autoscaling.md): load kept in memory, never stored ----------
+
+    def report_load(self, report: Object) -> Object:
+        """For agents: a ReplicaLoadReport (api/loadreports.py) of their Ready replicas."""
+        return self._conn.request("POST", f"{addressing.API_PREFIX}/load/replicas", json=report)
+
+    def report_traffic(self, report: Object) -> Object:
+        """For gateways: a GatewayTrafficReport of their traffic per deployment."""
+        return self._conn.request("POST", f"{addressing.API_PREFIX}/load/gateways", json=report)
 
     def audit(
         self,

@@ -82,8 +82,27 @@ def prepare_replace(
     """A whole-object replace: spec and metadata from the body, status kept from the live object."""
     obj = _envelope(info, namespace, name, body)
     _keep_server_fields(info, obj, live)
+    if info.kind == "Deployment":
+        _keep_autoscaled_replicas(obj, live)
     obj["status"] = copy.deepcopy(live.get("status", {}))
     return validate(info, obj)
+
+
+def autoscaled(obj: dict[str, Any]) -> bool:
+    """Whether a stored (or sent) Deployment's spec.autoscaling is set and enabled."""
+    spec = obj.get("spec")
+    autoscaling = spec.get("autoscaling") if isinstance(spec, dict) else None
+    return isinstance(autoscaling, dict) and autoscaling.get("enabled", True) is not False
+
+
+def _keep_autoscaled_replicas(obj: dict[str, Any], live: dict[str, Any]) -> None:
+    """While autoscaling stays enabled, spec.replicas is the autoscaler's: re-applying a
+    manifest that still says `replicas: 1` must not undo its last decision (as Kubernetes
+    users learn to drop replicas from manifests an HPA scales)."""
+    if autoscaled(live) and autoscaled(obj) and isinstance(obj.get("spec"), dict):
+        replicas = (live.get("spec") or {}).get("replicas")
+        if replicas is not None:
+            obj["spec"]["replicas"] = replicas
 
 
 def prepare_status(

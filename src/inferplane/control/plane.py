@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ParamSpec, TypeVar
 
 from inferplane.control import auth, errors
+from inferplane.control.loadboard import LoadBoard
 from inferplane.control.metrics import Metrics
 from inferplane.control.secretbox import SecretBox
 from inferplane.control.settings import ControlSettings
@@ -27,6 +28,8 @@ class ControlPlane:
     metrics: Metrics
     secretbox: SecretBox
     ready: bool = False
+    load_board: LoadBoard = field(default_factory=LoadBoard)
+    """Recent load from agents and gateways, in memory only (the metrics channel)."""
 
     async def read(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Run a blocking store read off the event loop."""

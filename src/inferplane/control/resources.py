@@ -350,6 +350,14 @@ async def _write_scale(request: Request, info: KindInfo, name: str, *, patching:
     version = _sent_version(body)
 
     def build(live: dict[str, Any]) -> dict[str, Any]:
+        if admission.autoscaled(live):
+            raise errors.ApiProblem(
+                409,
+                "Conflict",
+                f"{info.singular}/{name} is autoscaled: its replicas are the autoscaler's "
+                "(within spec.autoscaling.minReplicas and maxReplicas). To set them by hand, "
+                "set spec.autoscaling.enabled to false in its manifest and apply it",
+            )
         scale = admission.merge_patch(scale_view(live), body) if patching else body
         obj = admission.merge_patch(live, {"spec": {"replicas": _replicas_of(scale)}})
         obj["metadata"]["resourceVersion"] = version  # None: unconditional, retried on conflict

@@ -29,6 +29,7 @@ from inferplane.control import (
     errors,
     join,
     leader,
+    loadreports,
     logrelay,
     resources,
     reveal,
@@ -90,6 +91,7 @@ def create_app(settings: ControlSettings) -> FastAPI:
     app.include_router(auditlog.router())  # before the resource routes, which take any plural
     app.include_router(reveal.router())
     app.include_router(join.router())
+    app.include_router(loadreports.router())
     app.include_router(resources.router())
     _add_probes(app, metrics)
     _add_error_handlers(app)
@@ -168,7 +170,7 @@ async def _controllers(plane: ControlPlane, *, everything: bool = True) -> None:
     recorder = EventRecorder(plane.store, component="control-plane", on_write=notify)
     box = plane.secretbox
     controllers = (
-        controllers_.build(objects, recorder, box=box)
+        controllers_.build(objects, recorder, box=box, board=plane.load_board)
         if everything
         else controllers_.build_credentials(objects, box=box)
     )

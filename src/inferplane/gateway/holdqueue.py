@@ -40,6 +40,10 @@ class HoldQueue:
         """Requests waiting (of `namespace` only, when given)."""
         return sum(len(w) for (ns, _), w in self._waiting.items() if namespace in (None, ns))
 
+    def held_by_deployment(self) -> dict[NsName, int]:
+        """Requests waiting for each deployment (one waiting for several counts for each)."""
+        return {key: len(waiters) for key, waiters in self._waiting.items() if waiters}
+
     async def wait(self, deployments: Iterable[NsName], timeout: float) -> bool:
         """Until one of `deployments` (of one namespace) has a ready endpoint (True) or
         `timeout` passes."""

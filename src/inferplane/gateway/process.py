@@ -11,7 +11,10 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import os
+import re
 import signal
+import socket
 import sys
 import threading
 import time
@@ -28,7 +31,7 @@ import uvloop
 from inferplane import client as api_client
 from inferplane import logs, tls
 from inferplane.api import wellknown
-from inferplane.gateway import enginestats, usage
+from inferplane.gateway import enginestats, traffic, usage
 from inferplane.gateway.accesslog import AccessLog
 from inferplane.gateway.app import GatewayApp
 from inferplane.gateway.sync import TableSync, write_atomically
@@ -110,6 +113,14 @@ async def _main(settings: GatewaySettings) -> None:
 
         sync.follow(make_client)
         app.demand_hook = _demand_signaller(make_client)
+        reports = traffic.TrafficReports(instance=_instance())
+        tasks.append(
+            loop.create_task(
+                traffic.report_forever(
+                    reports, lambda: app.table, app.router, app.hold, make_client
+                )
+            )
+        )
         tasks.append(
             loop.create_task(
                 usage.report_forever(app.usage, lambda: app.ledger, lambda: app.table, make_client)
@@ -181,6 +192,12 @@ async def _save_usage_forever(app: GatewayApp, path: Path | None) -> None:
 def _save_usage(app: GatewayApp, path: Path | None) -> None:
     if path is not None:
         write_atomically(path, orjson.dumps(app.ledger.to_json()))
+
+
+def _instance() -> str:
+    """This gateway among those sharing its API key: host and process, as a DNS label."""
+    host = re.sub(r"[^a-z0-9-]+", "-", socket.gethostname().lower()).strip("-") or "gateway"
+    return f"{host[:50].rstrip('-')}-{os.getpid()}"
 
 
 def _demand_signaller(

@@ -38,6 +38,9 @@ class Router:
         self.rng = random.Random(seed)
         self.region = regions.RegionPolicy(local=region)
         self.in_flight: dict[NsName, int] = {}
+        self.routed: dict[NsName, int] = {}
+        """Attempts sent to each endpoint since the gateway started (the traffic report's
+        arrivals are its differences)."""
         self.outcomes = health.Outcomes()
         """Recent outcomes by (namespace, endpoint) and by (namespace, service)."""
         self.engine_load: dict[NsName, EngineLoad] = {}
@@ -174,6 +177,7 @@ class Router:
     def started(self, endpoint: EndpointEntry) -> None:
         key = (endpoint.namespace, endpoint.name)
         self.in_flight[key] = self.in_flight.get(key, 0) + 1
+        self.routed[key] = self.routed.get(key, 0) + 1
 
     def finished(self, endpoint: EndpointEntry) -> None:
         key = (endpoint.namespace, endpoint.name)

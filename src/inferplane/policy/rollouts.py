@@ -38,6 +38,12 @@ class ReplicaView:
     """The moving replica it was started to replace, if any."""
     created: str = ""
     """Its creationTimestamp (RFC 3339): newer replicas are removed first."""
+    cordoned: bool = False
+    """Its cluster is cordoned: it should go before replicas where new ones may land."""
+    price_per_hour: float = 0.0
+    """What it costs (its pool's node price times its nodes)."""
+    load: float = 0.0
+    """Requests it was last seen running and queueing."""
 
 
 @dataclass(frozen=True)
@@ -150,9 +156,30 @@ def _recreate(
 
 
 def victims(replicas: list[ReplicaView]) -> list[ReplicaView]:
-    """The order to remove replicas in: unbound, then not ready, then the newest first."""
+    """The order to remove replicas in on a scale-down: unbound (nothing to drain), then not
+    ready (it serves nobody: its engine is starting or failing, or its cluster is NotReady),
+    then those on a cordoned cluster, then the most expensive, then the least loaded (fewest
+    requests to drain), then the newest. `removal_reason` says which rule chose each."""
     newest_first = sorted(replicas, key=lambda r: (r.created, r.name), reverse=True)
-    return sorted(newest_first, key=lambda r: (r.bound, r.ready))
+    return sorted(
+        newest_first,
+        key=lambda r: (r.bound, r.ready, not r.cordoned, -r.price_per_hour, r.load),
+    )
+
+
+def removal_reason(chosen: ReplicaView, others: Sequence[ReplicaView]) -> str:
+    """Why `chosen` goes before the replicas that stay (`others`), in words."""
+    if not chosen.bound:
+        return "not placed yet"
+    if not chosen.ready:
+        return "not ready"
+    if chosen.cordoned and not all(o.cordoned for o in others):
+        return "on a cordoned cluster"
+    if any(o.price_per_hour < chosen.price_per_hour for o in others):
+        return f"the most expensive (${chosen.price_per_hour:g}/h)"
+    if any(o.load > chosen.load for o in others):
+        return f"the least loaded ({chosen.load:g} requests)"
+    return "the newest"
 
 
 @dataclass(frozen=True)

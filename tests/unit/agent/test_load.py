@@ -44,6 +44,17 @@ def test_two_scrapes_give_rates_and_the_mean_ttft_between_them() -> None:
     assert measured.promptTokensPerSecond == pytest.approx(100.0)
     assert measured.generationTokensPerSecond == pytest.approx(50.0)
     assert measured.requestsPerSecond == pytest.approx(1.0)
+    assert measured.tpotSeconds is None, "neither page has the TPOT histogram"
+
+
+def test_the_mean_tpot_between_two_scrapes() -> None:
+    names = recipes.RECIPES["vllm"].metrics
+    tpot = 'vllm:time_per_output_token_seconds_{}{{model_name="tiny"}} {}\n'
+    before_text = tpot.format("count", 100) + tpot.format("sum", 2.0)
+    after_text = tpot.format("count", 300) + tpot.format("sum", 6.0)
+    before = load.sample(before_text, names, at=100.0, observed=T0)
+    after = load.sample(after_text, names, at=104.0, observed=T0)
+    assert load.load_between(before, after).tpotSeconds == pytest.approx(0.02)
 
 
 def test_a_restarted_engine_resets_its_counters_without_negative_rates() -> None:

@@ -196,12 +196,14 @@ def test_the_reference_engine_serves_vllms_names() -> None:
     )
     served = metrics.Metrics(cast(AsyncEngine, fake), "tiny", clock=lambda: 0.0)
     served.ttft.observe(0.5)
+    served.tpot.observe(0.02)
     served.prompt_tokens.inc(10)
     served.generation_tokens.inc(4)
     served.request_success.inc("stop")
     text = generate_latest(served.registry).decode()
     assert enginemetrics.recognise(enginemetrics.parse(text)) is enginemetrics.VLLM
     assert enginemetrics.read_any(text) == Reading(
-        3.0, 2.0, 0.75, ttft_sum=0.5, ttft_count=1.0, prompt_tokens=10.0,
+        3.0, 2.0, 0.75, ttft_sum=0.5, ttft_count=1.0, tpot_sum=0.02, tpot_count=1.0,
+        prompt_tokens=10.0,
         generation_tokens=4.0, requests=1.0,
     )  # fmt: skip

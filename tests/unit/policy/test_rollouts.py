@@ -212,3 +212,27 @@ def test_planned_moves_never_lower_the_ready_count(desired: int, moved: int, see
             return
         world.tick()
     raise AssertionError(f"the moves never finished: {world.replicas}")
+
+
+def test_a_scale_down_removes_cordoned_then_expensive_then_idle_replicas_and_says_why() -> None:
+    """Issue 13, item 6: which replica goes first is a policy with a reason."""
+    cheap_busy = ReplicaView("cheap-busy", "a", ready=True, created="t1", price_per_hour=1, load=5)
+    cheap_idle = ReplicaView("cheap-idle", "a", ready=True, created="t0", price_per_hour=1, load=0)
+    dear = ReplicaView("dear", "a", ready=True, created="t0", price_per_hour=4, load=9)
+    fenced = ReplicaView("fenced", "a", ready=True, created="t0", cordoned=True, price_per_hour=1)
+    replicas = [cheap_busy, cheap_idle, dear, fenced]
+    order = [v.name for v in rollouts.victims(replicas)]
+    assert order == ["fenced", "dear", "cheap-idle", "cheap-busy"]
+    reasons = []
+    left = list(replicas)
+    for name in order[:-1]:
+        chosen = next(v for v in left if v.name == name)
+        left.remove(chosen)
+        reasons.append(rollouts.removal_reason(chosen, left))
+    assert reasons == [
+        "on a cordoned cluster",
+        "the most expensive ($4/h)",
+        "the least loaded (0 requests)",
+    ]
+    step = rollouts.plan(replicas, desired=2, template="a", rollout=ROLLING)
+    assert set(step.delete) == {"fenced", "dear"}

@@ -1,15 +1,17 @@
 """The control plane's controllers, one module per kind of work, and the set that runs.
 
-deployments (Deployment → Replicas, rollouts; the plan itself in rollouts, the replica
-template in templates), scheduling (binding replicas to pools and releasing them; the Pool
-writes in allocations), clusters (heartbeat health, eviction, drain), endpoints (one
-Endpoint per Ready replica), quotas (each Quota's replicas and devices in use) and
-enginetokens (each replica's engine token, and its removal with the replica).
+autoscaling (a Deployment's replicas from its load), deployments (Deployment → Replicas,
+rollouts; the plan itself in rollouts, the replica template in templates), scheduling
+(binding replicas to pools and releasing them; the Pool writes in allocations), clusters
+(heartbeat health, eviction, drain), endpoints (one Endpoint per Ready replica), quotas (each
+Quota's replicas and devices in use) and enginetokens (each replica's engine token, and its
+removal with the replica).
 """
 
 from __future__ import annotations
 
 from inferplane.control.controllers import (
+    autoscaling,
     clusters,
     deployments,
     endpoints,
@@ -17,6 +19,7 @@ from inferplane.control.controllers import (
     quotas,
     scheduling,
 )
+from inferplane.control.loadboard import LoadBoard
 from inferplane.control.runtime.controller import Reconciler
 from inferplane.control.runtime.events import EventRecorder
 from inferplane.control.runtime.objects import Clock, Objects, utcnow
@@ -24,11 +27,18 @@ from inferplane.control.secretbox import SecretBox
 
 
 def build(
-    objects: Objects, recorder: EventRecorder, *, box: SecretBox, clock: Clock = utcnow
+    objects: Objects,
+    recorder: EventRecorder,
+    *,
+    box: SecretBox,
+    board: LoadBoard | None = None,
+    clock: Clock = utcnow,
 ) -> list[Reconciler]:
-    """Every controller the leader runs, sharing one store access and one event recorder."""
+    """Every controller the leader runs, sharing one store access and one event recorder;
+    the autoscaler reads load from `board` (the metrics channel's memory)."""
     return [
         deployments.DeploymentController(objects, recorder, clock=clock),
+        autoscaling.AutoscalingController(objects, recorder, board or LoadBoard(), clock=clock),
         scheduling.SchedulingController(objects, recorder, clock=clock),
         clusters.ClusterController(objects, recorder, clock=clock),
         endpoints.EndpointController(objects),

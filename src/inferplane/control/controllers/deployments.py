@@ -163,7 +163,7 @@ class DeploymentController:
                 template=template_hash,
                 rollout=deployment.spec.rollout,
             )
-            created = await self._carry_out(obj, step, resolved.template, template_hash)
+            created = await self._carry_out(obj, step, resolved.template, template_hash, views)
         held = self._held.setdefault(key.namespace, set())
         if created.held_by is None:
             held.discard(key)
@@ -192,7 +192,16 @@ class DeploymentController:
         clusters = await self._objects.list("Cluster")
         # a Ready replica serves only where an agent vouches for it
         live = {c["metadata"]["name"] for c in clusters if liveness.is_live(c)}
-        return [_view(r, live) for r in owned]
+        cordoned = {
+            c["metadata"]["name"] for c in clusters if (c.get("spec") or {}).get("cordoned")
+        }
+        prices = {}
+        if any((r.get("spec") or {}).get("pool") for r in owned):
+            for pool in await self._objects.list("Pool"):
+                prices[pool["metadata"]["name"]] = float(
+                    (pool.get("spec") or {}).get("pricePerHour") or 0.0
+                )
+        return [_view(r, live, cordoned, prices) for r in owned]
 
     async def _carry_out(
         self,
@@ -200,6 +209,7 @@ class DeploymentController:
         step: rollouts.Plan,
         template: replicas.ReplicaSpec,
         template_hash: str,
+        views: list[rollouts.ReplicaView],
     ) -> _Created:
         namespace = deployment["metadata"]["namespace"]
         if step.create or step.delete:
@@ -216,10 +226,11 @@ class DeploymentController:
             created = await self._create_within_quota(
                 deployment, step.create, template, template_hash
             )
+        why = _removal_reasons(step.delete, views, template_hash)
         for name in step.delete:
             if await self._objects.delete("Replica", namespace, name) is not None:
                 await self._event(
-                    deployment, "Normal", "SuccessfulDelete", f"deleted replica {name}"
+                    deployment, "Normal", "SuccessfulDelete", f"deleted replica {name}{why[name]}"
                 )
         return created
 
@@ -415,9 +426,15 @@ def _owners(replica: dict[str, Any]) -> list[dict[str, Any]]:
     return refs
 
 
-def _view(replica: dict[str, Any], live_clusters: set[str]) -> rollouts.ReplicaView:
+def _view(
+    replica: dict[str, Any],
+    live_clusters: set[str],
+    cordoned: set[str],
+    prices: dict[str, float],
+) -> rollouts.ReplicaView:
     meta, spec, status = replica["metadata"], replica["spec"], replica.get("status") or {}
     annotations = meta.get("annotations") or {}
+    load = status.get("load") or {}
     return rollouts.ReplicaView(
         name=meta["name"],
         template=(meta.get("labels") or {}).get(wellknown.TEMPLATE_HASH_LABEL, ""),
@@ -427,7 +444,29 @@ def _view(replica: dict[str, Any], live_clusters: set[str]) -> rollouts.ReplicaV
         move=annotations.get(wellknown.MOVE_ANNOTATION),
         replaces=annotations.get(wellknown.REPLACES_ANNOTATION),
         created=meta.get("creationTimestamp") or "",
+        cordoned=spec.get("cluster") in cordoned,
+        price_per_hour=prices.get(spec.get("pool") or "", 0.0)
+        * max(len(spec.get("nodes") or []), 1),
+        load=float(load.get("running", 0)) + float(load.get("waiting", 0)),
     )
+
+
+def _removal_reasons(
+    deleted: Sequence[str], views: list[rollouts.ReplicaView], template: str
+) -> dict[str, str]:
+    """Why each replica was chosen, for its event: a scale-down names the victims rule."""
+    by_name = {v.name: v for v in views}
+    staying = [v for v in views if v.name not in deleted and not v.deleting]
+    reasons = {}
+    for name in deleted:
+        view = by_name.get(name)
+        if view is None or view.move is not None:
+            reasons[name] = ""
+        elif view.template != template:
+            reasons[name] = " (replaced by the current template)"
+        else:
+            reasons[name] = f" (scale-down: {rollouts.removal_reason(view, staying)})"
+    return reasons
 
 
 def _signature(replica: dict[str, Any]) -> tuple[Any, ...]:

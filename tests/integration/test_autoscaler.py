@@ -1,0 +1,136 @@
+"""The autoscaler's loop against a real control plane, with a FAKE AGENT (issue 13, item 4):
+load posted to the metrics channel drives a deployment up in the panic window and back down
+once the load is gone, each decision a Scaled event and status.autoscaling, shown by
+`describe`. The load is posted the way the agent posts it, as the cluster's identity; the
+agent's own sender is tested on its own (tests/unit/agent/test_loadsender.py)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+
+import pytest
+
+from inferplane import client as api_client
+from inferplane.cli import describe
+from tests.integration.fake_agent import gpu_pool
+from tests.integration.fleet import events_for, fleet, live, phase, replicas_of, wait_for, workload
+from tests.support.control import ControlProcess
+
+pytestmark = pytest.mark.integration
+
+POLICY = {
+    "minReplicas": 1,
+    "maxReplicas": 4,
+    "metric": "concurrency",
+    "target": 2,
+    "stableWindowSeconds": 6,
+    "panicWindowSeconds": 2,
+}
+
+
+class Load:
+    """Posts `total` concurrency spread over the deployment's Ready replicas, every 0.5 s."""
+
+    def __init__(self, client: api_client.Client, cluster: str, namespace: str) -> None:
+        self.client, self.cluster, self.namespace = client, cluster, namespace
+        self.total = 0.0
+        self._stop = threading.Event()
+
+    def run(self) -> None:
+        while not self._stop.wait(0.5):
+            ready = [r for r in live(replicas_of(self.client, self.namespace, "chat"))]
+            ready = [r for r in ready if phase(r) == "Ready"]
+            if not ready:
+                continue
+            each = self.total / len(ready)
+            entries = [
+                {"namespace": self.namespace, "name": r["metadata"]["name"], "running": each}
+                for r in ready
+            ]
+            self.client.report_load({"cluster": self.cluster, "replicas": entries})
+
+    @contextmanager
+    def running(self) -> Iterator[Load]:
+        thread = threading.Thread(target=self.run, daemon=True)
+        thread.start()
+        try:
+            yield self
+        finally:
+            self._stop.set()
+            thread.join()
+
+
+def _count(client: api_client.Client, namespace: str) -> int:
+    return int(client.get("Deployment", "chat", namespace=namespace)["spec"]["replicas"])
+
+
+def test_load_drives_a_deployment_up_and_back_down(control: ControlProcess, namespace: str) -> None:
+    agents = [{"cluster": "a", "pools": [gpu_pool("gpu", nodes=2, gpus=4)]}]
+    with (
+        fleet(control, namespace, *agents) as started,
+        api_client.Client(control.url, control.admin_token, namespace=namespace) as client,
+    ):
+        client.create(workload(namespace, replicas=1, autoscaling=POLICY))
+        load = Load(client, started[0].cluster, namespace)
+        with load.running():
+            wait_for("1 Ready replica", lambda: _ready(client, namespace) == 1)
+            load.total = 8.0  # 4 replicas' worth at target 2: 4× one replica, a panic
+            wait_for("scaled to 4", lambda: _count(client, namespace) == 4)
+            seen = client.get("Deployment", "chat", namespace=namespace)
+            assert seen["status"]["autoscaling"]["mode"] == "panic"
+            wait_for("4 Ready", lambda: _ready(client, namespace) == 4)
+            load.total = 0.0
+            wait_for("back to 1", lambda: _count(client, namespace) == 1, timeout=90)
+        scaled = events_for(client, namespace, "chat", "Scaled")
+        messages = [e["spec"]["message"] for e in scaled]
+        assert any(m.startswith("scaled 1 → 4: concurrency") for m in messages), messages
+        assert any(" → 1: " in m for m in messages), messages
+        obj = client.get("Deployment", "chat", namespace=namespace)
+        text = describe.render(obj, scaled, now=datetime.now(UTC))
+        assert "Autoscaling:" in text and "scaled" in text and "target 2" in text
+
+
+def test_a_replica_still_starting_counts_as_capacity(
+    control: ControlProcess, namespace: str
+) -> None:
+    """While the new replicas load, the same load does not keep adding replicas."""
+    holding = threading.Event()
+    holding.set()
+    agents = [
+        {
+            "cluster": "a",
+            "pools": [gpu_pool("gpu", nodes=2, gpus=4)],
+            "hold": lambda replica: holding.is_set() and replica["metadata"]["name"] != first[0],
+        }
+    ]
+    first: list[str] = [""]
+    policy = {**POLICY, "maxReplicas": 8}
+    with (
+        fleet(control, namespace, *agents) as started,
+        api_client.Client(control.url, control.admin_token, namespace=namespace) as client,
+    ):
+        client.create(workload(namespace, replicas=1, autoscaling=policy))
+        first[0] = wait_for("a replica", lambda: _names(client, namespace))[0]
+        load = Load(client, started[0].cluster, namespace)
+        with load.running():
+            wait_for("1 Ready replica", lambda: _ready(client, namespace) == 1)
+            load.total = 6.0  # 3 replicas' worth
+            wait_for("scaled to 3", lambda: _count(client, namespace) == 3)
+            # Two replicas held Starting for a while: the load is unchanged, so is the count.
+            for _ in range(10):
+                assert _count(client, namespace) == 3
+                threading.Event().wait(0.4)
+            holding.clear()
+            wait_for("3 Ready", lambda: _ready(client, namespace) == 3)
+
+
+def _ready(client: api_client.Client, namespace: str) -> int:
+    return sum(1 for r in live(replicas_of(client, namespace, "chat")) if phase(r) == "Ready")
+
+
+def _names(client: api_client.Client, namespace: str) -> list[str] | None:
+    found = [r["metadata"]["name"] for r in live(replicas_of(client, namespace, "chat"))]
+    return found or None
