@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -99,3 +100,38 @@ def _teardown(client: api_client.Client, namespace: str, agents: list[FakeAgent]
         for pool in agent.pools:
             client.delete("Pool", f"{agent.cluster}-{pool['name']}")
         client.delete("Cluster", agent.cluster)
+
+
+class Load:
+    """Posts `total` concurrency spread over the deployment's Ready replicas every 0.5 s, to
+    the metrics channel, as the named cluster's agent would."""
+
+    def __init__(
+        self, client: api_client.Client, cluster: str, namespace: str, name: str = "chat"
+    ) -> None:
+        self.client, self.cluster, self.namespace, self.name = client, cluster, namespace, name
+        self.total = 0.0
+        self._stop = threading.Event()
+
+    def run(self) -> None:
+        while not self._stop.wait(0.5):
+            ready = [r for r in live(replicas_of(self.client, self.namespace, self.name))]
+            ready = [r for r in ready if phase(r) == "Ready"]
+            if not ready:
+                continue
+            each = self.total / len(ready)
+            entries = [
+                {"namespace": self.namespace, "name": r["metadata"]["name"], "running": each}
+                for r in ready
+            ]
+            self.client.report_load({"cluster": self.cluster, "replicas": entries})
+
+    @contextmanager
+    def running(self) -> Iterator[Load]:
+        thread = threading.Thread(target=self.run, daemon=True)
+        thread.start()
+        try:
+            yield self
+        finally:
+            self._stop.set()
+            thread.join()

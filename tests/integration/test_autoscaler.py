@@ -7,8 +7,6 @@ agent's own sender is tested on its own (tests/unit/agent/test_loadsender.py).""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 
 import pytest
@@ -16,7 +14,16 @@ import pytest
 from inferplane import client as api_client
 from inferplane.cli import describe
 from tests.integration.fake_agent import gpu_pool
-from tests.integration.fleet import events_for, fleet, live, phase, replicas_of, wait_for, workload
+from tests.integration.fleet import (
+    Load,
+    events_for,
+    fleet,
+    live,
+    phase,
+    replicas_of,
+    wait_for,
+    workload,
+)
 from tests.support.control import ControlProcess
 
 pytestmark = pytest.mark.integration
@@ -29,38 +36,6 @@ POLICY = {
     "stableWindowSeconds": 6,
     "panicWindowSeconds": 2,
 }
-
-
-class Load:
-    """Posts `total` concurrency spread over the deployment's Ready replicas, every 0.5 s."""
-
-    def __init__(self, client: api_client.Client, cluster: str, namespace: str) -> None:
-        self.client, self.cluster, self.namespace = client, cluster, namespace
-        self.total = 0.0
-        self._stop = threading.Event()
-
-    def run(self) -> None:
-        while not self._stop.wait(0.5):
-            ready = [r for r in live(replicas_of(self.client, self.namespace, "chat"))]
-            ready = [r for r in ready if phase(r) == "Ready"]
-            if not ready:
-                continue
-            each = self.total / len(ready)
-            entries = [
-                {"namespace": self.namespace, "name": r["metadata"]["name"], "running": each}
-                for r in ready
-            ]
-            self.client.report_load({"cluster": self.cluster, "replicas": entries})
-
-    @contextmanager
-    def running(self) -> Iterator[Load]:
-        thread = threading.Thread(target=self.run, daemon=True)
-        thread.start()
-        try:
-            yield self
-        finally:
-            self._stop.set()
-            thread.join()
 
 
 def _count(client: api_client.Client, namespace: str) -> int:

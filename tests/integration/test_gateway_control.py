@@ -15,7 +15,7 @@ import pytest
 from inferplane import client as api_client
 from inferplane.api import wellknown
 from tests.integration.fake_agent import gpu_pool
-from tests.integration.fleet import fleet, wait_for, workload
+from tests.integration.fleet import Load, fleet, wait_for, workload
 from tests.support.control import ControlProcess
 from tests.support.gateway_process import GatewayProcess, StubProcess
 
@@ -29,13 +29,13 @@ def stub(tmp_path: Path) -> Iterator[StubProcess]:
     process.stop()
 
 
-def _answers(gw: GatewayProcess, token: str, model: str) -> int:
+def _answers(gw: GatewayProcess, token: str, model: str, *, timeout: float = 10) -> int:
     try:
         return httpx.post(
             f"{gw.url}/v1/completions",
             json={"model": model, "prompt": "x"},
             headers={"Authorization": f"Bearer {token}"},
-            timeout=10,
+            timeout=timeout,
         ).status_code
     except httpx.HTTPError:
         return 0
@@ -175,12 +175,59 @@ def test_a_request_for_a_deployment_at_zero_is_held_until_a_replica_is_ready(
             gw.stop()
 
 
-def _held_or_answer(gw: GatewayProcess, token: str) -> bool:
+def _held_or_answer(gw: GatewayProcess, token: str, model: str = "cold") -> bool:
     """The gateway knows the key (a 401 would mean the table is not in yet)."""
     response = httpx.get(f"{gw.url}/v1/models", headers={"Authorization": f"Bearer {token}"})
-    return response.status_code == 200 and any(m["id"] == "cold" for m in response.json()["data"])
+    return response.status_code == 200 and any(m["id"] == model for m in response.json()["data"])
 
 
 def _status_once_used(client: api_client.Client, key: str, tokens: int) -> dict[str, Any] | None:
     status: dict[str, Any] = client.get("ApiKey", key)["status"]
     return status if status.get("tokensUsed", 0) >= tokens else None
+
+
+def test_an_autoscaled_deployment_at_zero_answers_its_first_request_and_goes_back_to_zero(
+    control: ControlProcess, namespace: str, stub: StubProcess, tmp_path: Path
+) -> None:
+    """Issue 13, item 5: no manual step. The held request's demand makes the autoscaler start
+    one replica at once; once it is idle for scaleToZeroAfterSeconds it goes back to zero."""
+    autoscaling = {
+        "minReplicas": 0,
+        "maxReplicas": 2,
+        "scaleToZeroAfterSeconds": 4,
+        "stableWindowSeconds": 4,
+        "panicWindowSeconds": 2,
+    }
+    with (
+        fleet(control, namespace, {"cluster": "a", "pools": [gpu_pool("gpus")]}) as agents,
+        api_client.Client(control.url, control.admin_token, namespace=namespace) as client,
+    ):
+        agents[0].url_of = lambda replica: stub.url  # type: ignore[method-assign]
+        client.create(workload(namespace, "auto", replicas=0, autoscaling=autoscaling))
+        client.create(
+            {
+                "kind": "Service",
+                "metadata": {"name": "auto", "namespace": namespace},
+                "spec": {"routes": [{"deployment": "auto"}]},
+            }
+        )
+        token = _new_key(client, namespace, "k")
+        gw = GatewayProcess(tmp_path, control=control.url, token=control.admin_token).start()
+        load = Load(client, agents[0].cluster, namespace, "auto")  # idle engines report zero
+        try:
+            wait_for("the service to be known", lambda: _held_or_answer(gw, token, "auto") or None)
+            with load.running():
+                assert _answers(gw, token, "auto", timeout=60) == 200, (
+                    "held, then answered: no manual step"
+                )
+                scaled = client.get("Deployment", "auto")["status"]["autoscaling"]
+                assert "held" in scaled["lastScaleReason"], scaled
+                wait_for(
+                    "scaled back to zero",
+                    lambda: client.get("Deployment", "auto")["spec"]["replicas"] == 0,
+                    timeout=60,
+                )
+            reason = client.get("Deployment", "auto")["status"]["autoscaling"]["lastScaleReason"]
+            assert "1 → 0" in reason and "no requests" in reason, reason
+        finally:
+            gw.stop()

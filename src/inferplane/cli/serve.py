@@ -199,7 +199,14 @@ def up(
     gateway_port: Annotated[
         int, typer.Option(help="Port of the gateway, the endpoint clients use.")
     ] = 8080,
-    replicas: Annotated[int, typer.Option(help="Replicas of the demo deployment.", min=0)] = 2,
+    replicas: Annotated[
+        int,
+        typer.Option(
+            help="Replicas of the demo deployment: its autoscaler's minimum (it adds up to 4 "
+            "under load; 0 lets it scale to zero when idle).",
+            min=0,
+        ),
+    ] = 2,
     heartbeat_grace: Annotated[
         float | None,
         typer.Option(
@@ -227,8 +234,9 @@ def up(
     """Run the whole system on this machine: the control plane (SQLite store), two local
     workload planes (agents of clusters local-a, region=local-east, and local-b,
     region=local-west), and a demo Deployment of the reference engine serving the demo model,
-    two replicas spread across the two planes, with a Service `demo`, and the gateway in
-    front of them.
+    two replicas spread across the two planes (autoscaled up to 4 under load: try
+    `inferplane load -m demo` and `inferplane get deployments -w`), with a Service `demo`,
+    and the gateway in front of them.
 
     The demo model is built once into DATA_DIR/models (a few minutes on a laptop, with a
     progress bar), then reused. A live table shows the replicas while they start; once they

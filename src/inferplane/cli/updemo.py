@@ -19,6 +19,11 @@ class LocalPlane:
     region: str
 
 
+DEMO_MAX_REPLICAS = 4
+DEMO_TARGET = 4
+"""Concurrent requests per demo replica the autoscaler aims at: about where the reference
+engine's latency starts to climb on two cores."""
+
 LOCAL_PLANES = (LocalPlane("local-a", "local-east"), LocalPlane("local-b", "local-west"))
 
 
@@ -48,6 +53,13 @@ def demo_objects(replicas: int) -> list[dict[str, Any]]:
                     "args": ["--served-model-name", DEMO, "--kv-cache-memory", "64MiB"],
                 },
                 "placement": {"strategy": "spread", "spreadLabel": "region"},
+                # Scales with load (docs/autoscaling.md): try `inferplane load -m demo`.
+                "autoscaling": {
+                    "minReplicas": replicas,
+                    "maxReplicas": max(replicas, DEMO_MAX_REPLICAS),
+                    "metric": "concurrency",
+                    "target": DEMO_TARGET,
+                },
             },
         },
         {

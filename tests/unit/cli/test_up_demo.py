@@ -44,3 +44,11 @@ def test_the_demo_objects_are_valid_resources() -> None:
     deployment = objects[1]["spec"]
     assert deployment["placement"] == {"strategy": "spread", "spreadLabel": "region"}
     assert "--served-model-name" in deployment["engine"]["args"]
+
+
+def test_the_demo_deployment_autoscales_from_its_replicas_up_to_four() -> None:
+    scaled = updemo.demo_objects(2)[1]["spec"]["autoscaling"]
+    assert (scaled["minReplicas"], scaled["maxReplicas"], scaled["target"]) == (2, 4, 4)
+    to_zero = updemo.demo_objects(0)[1]["spec"]["autoscaling"]
+    assert to_zero["minReplicas"] == 0, "--replicas 0 lets the demo scale to zero"
+    assert updemo.demo_objects(6)[1]["spec"]["autoscaling"]["maxReplicas"] == 6
