@@ -59,10 +59,14 @@ def test_load_drives_a_deployment_up_and_back_down(control: ControlProcess, name
             wait_for("4 Ready", lambda: _ready(client, namespace) == 4)
             load.total = 0.0
             wait_for("back to 1", lambda: _count(client, namespace) == 1, timeout=90)
+
+        def messages() -> list[str]:
+            return [e["spec"]["message"] for e in events_for(client, namespace, "chat", "Scaled")]
+
+        # The event follows the write of spec.replicas: wait for it rather than race it.
+        wait_for("the scale-down's event", lambda: any(" → 1: " in m for m in messages()))
+        assert any(m.startswith("scaled 1 → 4: concurrency") for m in messages()), messages()
         scaled = events_for(client, namespace, "chat", "Scaled")
-        messages = [e["spec"]["message"] for e in scaled]
-        assert any(m.startswith("scaled 1 → 4: concurrency") for m in messages), messages
-        assert any(" → 1: " in m for m in messages), messages
         obj = client.get("Deployment", "chat", namespace=namespace)
         text = describe.render(obj, scaled, now=datetime.now(UTC))
         assert "Autoscaling:" in text and "scaled" in text and "target 2" in text
