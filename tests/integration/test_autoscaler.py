@@ -68,6 +68,9 @@ def test_load_drives_a_deployment_up_and_back_down(control: ControlProcess, name
         assert any(m.startswith("scaled 1 → 4: concurrency") for m in messages()), messages()
         scaled = events_for(client, namespace, "chat", "Scaled")
         obj = client.get("Deployment", "chat", namespace=namespace)
+        cold = obj["status"]["autoscaling"]["coldStartSeconds"]
+        age = datetime.now(UTC) - datetime.fromisoformat(obj["metadata"]["creationTimestamp"])
+        assert 0 <= cold <= age.total_seconds(), "measured on the replicas it started"
         text = describe.render(obj, scaled, now=datetime.now(UTC))
         assert "Autoscaling:" in text and "scaled" in text and "target 2" in text
 

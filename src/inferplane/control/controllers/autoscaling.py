@@ -47,6 +47,8 @@ class _Memory:
     mode: str = ""
     ready_seen: set[str] = field(default_factory=set)
     cold_start: float | None = None
+    watching_since: float | None = None
+    """When this controller first looked at the deployment (board clock)."""
     bound: dict[str, tuple[str, float]] = field(default_factory=dict)
     """Every replica seen bound in the retention: its cluster and when last seen. The load a
     replica served counts after it has gone, since that load moved to the others."""
@@ -136,15 +138,17 @@ class AutoscalingController:
         return _Fleet(ready, bound, starting, created)
 
     def _measure_cold_start(self, memory: _Memory, fleet: _Fleet, now: float) -> None:
-        """Creation → first seen Ready, for replicas seen coming up (not ones Ready already
-        when this leader started: their start is not known to within a tick)."""
-        first_look = not memory.ready_seen and memory.written == float("-inf")
+        """Creation → first seen Ready, for replicas created while this leader watched the
+        deployment: one created earlier (by another leader, or before a restart of `up`
+        whose engines start again) would measure the outage, not a cold start."""
+        if memory.watching_since is None:
+            memory.watching_since = now
         for name, created in fleet.created.items():
             if name in memory.ready_seen:
                 continue
             memory.ready_seen.add(name)
             born = _epoch(created)
-            if not first_look and born is not None and now >= born:
+            if born is not None and memory.watching_since - TICK_SECONDS <= born <= now:
                 memory.cold_start = now - born
         memory.ready_seen &= set(fleet.ready)
 
