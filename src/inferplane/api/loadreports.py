@@ -66,7 +66,8 @@ class DeploymentTrafficEntry(meta.Model):
     name: meta.DnsLabel
     """The deployment's name."""
     inFlight: int = Field(0, ge=0, le=10**9)
-    """Requests sent to the deployment's engines and not yet finished."""
+    """Requests sent to the deployment's engines and not yet finished: while any are, the
+    deployment is not idle (a long stream keeps it from scaling to zero)."""
     held: int = Field(0, ge=0, le=10**9)
     """Requests held because no replica of the deployment is ready (scale from zero)."""
     arrivals: int = Field(0, ge=0, le=10**12)

@@ -30,7 +30,9 @@ RETENTION_SECONDS = 600.0
 PER_KEY = 256
 """Samples kept per replica and per (deployment, gateway)."""
 PER_REPORTER = 20_000
-"""Distinct replicas (or deployments) one agent (or gateway) may have samples for."""
+"""Distinct replicas (or deployments) one agent (or gateway key) may have samples for."""
+PER_DEPLOYMENT = 64
+"""Gateway instances whose samples are kept per deployment (the oldest-heard goes)."""
 
 NsName = tuple[str, str]
 
@@ -72,17 +74,25 @@ class LoadBoard:
         return added
 
     def add_gateway(
-        self, gateway: str, reports: Iterable[tuple[NsName, autoscaling.GatewaySample]]
+        self,
+        reporter: str,
+        gateway: str,
+        reports: Iterable[tuple[NsName, autoscaling.GatewaySample]],
     ) -> int:
-        """Keep ((namespace, deployment), sample) pairs a gateway sent, stamped on arrival."""
+        """Keep ((namespace, deployment), sample) pairs a gateway sent, stamped on arrival.
+        `reporter` (its API key) bounds the keys; `gateway` (key and instance) tells its
+        samples apart, at most PER_DEPLOYMENT instances per deployment."""
         now = self._clock()
         added = 0
         with self._lock:
             for key, sample in reports:
-                if not self._claim(f"gateway:{gateway}", key):
+                if not self._claim(f"gateway:{reporter}", key):
                     continue
                 stamped = dataclasses.replace(sample, time=now, gateway=gateway)
                 per_gateway = self._gateways.setdefault(key, {})
+                if gateway not in per_gateway and len(per_gateway) >= PER_DEPLOYMENT:
+                    oldest = min(per_gateway, key=lambda g: per_gateway[g][-1].time)
+                    del per_gateway[oldest]
                 per_gateway.setdefault(gateway, deque(maxlen=PER_KEY)).append(stamped)
                 if sample.arrivals or sample.in_flight or sample.held:
                     self._last_request[key] = now
@@ -101,7 +111,10 @@ class LoadBoard:
             if reporter.startswith("agent:"):
                 self._replicas.pop(old, None)
             else:
-                self._gateways.get(old, {}).pop(reporter.removeprefix("gateway:"), None)
+                owner = reporter.removeprefix("gateway:") + "/"
+                per_gateway = self._gateways.get(old, {})
+                for gateway in [g for g in per_gateway if g.startswith(owner)]:
+                    del per_gateway[gateway]
         owned[key] = None
         return True
 
@@ -136,7 +149,8 @@ class LoadBoard:
                 self._last_request[key] = at
 
     def prune(self) -> None:
-        """Drop what is older than RETENTION_SECONDS (the autoscaler calls it now and then)."""
+        """Drop samples older than RETENTION_SECONDS (the autoscaler calls it every minute).
+        The last request's time stays: scaleToZeroAfterSeconds may be longer than that."""
         horizon = self._clock() - RETENTION_SECONDS
         with self._lock:
             for key in [k for k, kept in self._replicas.items() if kept[-1].sample.time < horizon]:
@@ -146,3 +160,8 @@ class LoadBoard:
                     del per_gateway[gateway]
                 if not per_gateway:
                     del self._gateways[key]
+            for owned in self._owned.values():
+                for key in [
+                    k for k in owned if k not in self._replicas and k not in self._gateways
+                ]:
+                    del owned[key]

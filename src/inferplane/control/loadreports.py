@@ -63,6 +63,7 @@ async def post_gateways(request: Request) -> JSONResponse:
         raise errors.forbidden(f"{principal} cannot report traffic: gateways only")
     report = await _read(request, loadreports.GatewayTrafficReport)
     kept = board_of(request).add_gateway(
+        principal.name,
         f"{principal.name}/{report.instance}",
         (
             (

@@ -11,6 +11,20 @@ def ReplicaReport(namespace: str, replica: str, **load: float) -> tuple[str, Sam
     return namespace, Sample(time=0.0, replica=replica, **load)
 
 
+def test_a_request_in_flight_is_activity_and_instances_are_bounded(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    clock = Clock()
+    board = LoadBoard(clock)
+    key = ("team", "chat")
+    board.add_gateway("gw", "gw/a", [DeploymentReport("team", "chat", in_flight=1)])
+    assert board.last_request(key) == 1000.0, "a long stream keeps the deployment busy"
+    monkeypatch.setattr(loadboard, "PER_DEPLOYMENT", 2)
+    for i in range(5):
+        clock.now += 1
+        board.add_gateway("gw", f"gw/{i}", [DeploymentReport("team", "chat")])
+    gateways = {s.gateway for s in board.gateway_samples(key, since=0)}
+    assert gateways == {"gw/3", "gw/4"}, "a gateway key cannot grow memory with instances"
+
+
 def DeploymentReport(
     namespace: str, deployment: str, **traffic: int
 ) -> tuple[tuple[str, str], GatewaySample]:
@@ -41,17 +55,18 @@ def test_gateway_samples_mark_the_last_request_and_age_out() -> None:
     clock = Clock()
     board = LoadBoard(clock)
     key = ("team", "chat")
-    board.add_gateway("gw/a", [DeploymentReport("team", "chat")])
+    board.add_gateway("gw", "gw/a", [DeploymentReport("team", "chat")])
     assert board.last_request(key) is None, "an all-zero report is not a request"
     clock.now += 1
-    board.add_gateway("gw/a", [DeploymentReport("team", "chat", held=2)])
+    board.add_gateway("gw", "gw/a", [DeploymentReport("team", "chat", held=2)])
     assert board.last_request(key) == 1001.0
     assert [s.held for s in board.gateway_samples(key, since=1001)] == [2]
+    board.saw_request(key, 500.0)
+    assert board.last_request(key) == 1001.0, "an older sighting never moves it back"
     clock.now += loadboard.RETENTION_SECONDS + 1
     board.prune()
     assert board.gateway_samples(key, since=0) == []
-    board.saw_request(key, 500.0)
-    assert board.last_request(key) == 1001.0, "an older sighting never moves it back"
+    assert board.last_request(key) == 1001.0, "kept: an idle timeout may outlast the samples"
 
 
 def test_memory_is_bounded_per_key_and_per_reporter(monkeypatch) -> None:  # type: ignore[no-untyped-def]

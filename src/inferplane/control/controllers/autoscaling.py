@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 
 TICK_SECONDS = 2.0
 SUMMARY_SECONDS = 30.0
+PRUNE_SECONDS = 60.0
 STARTING_PHASES = frozenset({"Pending", "Scheduled", "Starting"})
 """Phases of a replica on its way to Ready: capacity in flight, not to be asked for again."""
 
@@ -80,6 +81,7 @@ class AutoscalingController:
         self._board = board
         self._clock = clock
         self._memory: dict[Key, _Memory] = {}
+        self._pruned = float("-inf")
         self.watches = [Watch("Replica", self._deployment_of)]
 
     async def _deployment_of(self, replica: dict[str, Any]) -> list[Key]:
@@ -104,6 +106,9 @@ class AutoscalingController:
             memory = self._memory[key] = _restored(deployment.status.autoscaling)
         fleet = await self._fleet(obj)
         now = self._board.now()
+        if now - self._pruned >= PRUNE_SECONDS:
+            self._pruned = now
+            self._board.prune()
         self._measure_cold_start(memory, fleet, now)
         inputs = self._inputs(key, obj, deployment, spec, fleet, memory, now)
         decision = autoscaling.decide(spec, inputs, memory.state)
