@@ -104,7 +104,7 @@ def _teardown(client: api_client.Client, namespace: str, agents: list[FakeAgent]
 
 class Load:
     """Posts `total` concurrency spread over the deployment's Ready replicas every 0.5 s, to
-    the metrics channel, as the named cluster's agent would."""
+    the metrics channel, as each replica's cluster's agent would."""
 
     def __init__(
         self, client: api_client.Client, cluster: str, namespace: str, name: str = "chat"
@@ -120,11 +120,16 @@ class Load:
             if not ready:
                 continue
             each = self.total / len(ready)
-            entries = [
-                {"namespace": self.namespace, "name": r["metadata"]["name"], "running": each}
-                for r in ready
-            ]
-            self.client.report_load({"cluster": self.cluster, "replicas": entries})
+            by_cluster: dict[str, list[dict[str, Any]]] = {}
+            for r in ready:
+                entry = {
+                    "namespace": self.namespace,
+                    "name": r["metadata"]["name"],
+                    "running": each,
+                }
+                by_cluster.setdefault(r["spec"].get("cluster") or self.cluster, []).append(entry)
+            for cluster, entries in by_cluster.items():  # each agent reports its own
+                self.client.report_load({"cluster": cluster, "replicas": entries})
 
     @contextmanager
     def running(self) -> Iterator[Load]:

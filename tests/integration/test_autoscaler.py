@@ -116,3 +116,30 @@ def _ready(client: api_client.Client, namespace: str) -> int:
 def _names(client: api_client.Client, namespace: str) -> list[str] | None:
     found = [r["metadata"]["name"] for r in live(replicas_of(client, namespace, "chat"))]
     return found or None
+
+
+def test_scale_up_spills_to_the_next_cluster_when_one_is_full(
+    control: ControlProcess, namespace: str
+) -> None:
+    """Two planes of different sizes (2 and 4 GPUs): new replicas go through the scheduler,
+    which fills the small one and places the rest on the big one."""
+    agents = [
+        {"cluster": "small", "pools": [gpu_pool("gpu", nodes=1, gpus=2)]},
+        {"cluster": "big", "pools": [gpu_pool("gpu", nodes=1, gpus=4)]},
+    ]
+    policy = {**POLICY, "maxReplicas": 6}
+    with (
+        fleet(control, namespace, *agents) as started,
+        api_client.Client(control.url, control.admin_token, namespace=namespace) as client,
+    ):
+        client.create(workload(namespace, replicas=1, autoscaling=policy))
+        load = Load(client, started[0].cluster, namespace)
+        with load.running():
+            wait_for("1 Ready replica", lambda: _ready(client, namespace) == 1)
+            load.total = 12.0  # 6 replicas' worth at target 2
+            wait_for("scaled to 6", lambda: _count(client, namespace) == 6)
+            wait_for("6 Ready", lambda: _ready(client, namespace) == 6)
+            where = sorted(
+                r["spec"]["cluster"] for r in live(replicas_of(client, namespace, "chat"))
+            )
+        assert where == [f"{namespace}-big"] * 4 + [f"{namespace}-small"] * 2

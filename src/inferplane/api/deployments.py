@@ -146,8 +146,10 @@ class DeploymentSpec(meta.Model):
     placement: PlacementSpec = Field(default_factory=PlacementSpec)
     """Which clusters and pools replicas may use, and which to prefer."""
     priority: int = Field(0, ge=-1000, le=1000)
-    """When capacity is short, higher-priority deployments are placed first and may preempt
-    lower ones."""
+    """When capacity is short, pending replicas are placed highest priority first, and a
+    replica that fits nowhere may evict replicas of strictly lower priority (replaced
+    elsewhere first where the fleet has room; a deployment goes below its minReplicas only
+    when nothing else frees room). See docs/placement.md."""
     serving: ServingSpec = Field(default_factory=ServingSpec)
     """Aggregated or prefill/decode serving."""
     rollout: RolloutSpec = Field(default_factory=RolloutSpec)

@@ -18,13 +18,21 @@ MOVE_ANNOTATION: Final = "inferplane.dev/move"
 """On a Replica: move it elsewhere. `true` is a planned move (a drain): the deployment
 controller starts a replacement and deletes the replica once the replacement is Ready.
 `evict` is a move away from a lost cluster: the replica is deleted as soon as its replacement
-exists."""
+exists. `preempt` makes room for a higher-priority replica: a replacement is started first,
+and the replica goes once the replacement is Ready or as soon as it cannot be placed or fails
+(make-before-break where capacity allows)."""
 
 MOVE_PLANNED: Final = "true"
 """MOVE_ANNOTATION value of a planned, make-before-break move."""
 
 MOVE_EVICT: Final = "evict"
 """MOVE_ANNOTATION value of an eviction from a cluster that is NotReady or gone."""
+
+MOVE_PREEMPT: Final = "preempt"
+"""MOVE_ANNOTATION value of a replica preempted by a higher-priority one."""
+
+PREEMPTED_BY_ANNOTATION: Final = "inferplane.dev/preempted-by"
+"""On a Replica marked `preempt`: `namespace/name` of the replica it makes room for."""
 
 REPLACES_ANNOTATION: Final = "inferplane.dev/replaces"
 """On a Replica: the name of the moving replica it was started to replace."""

@@ -125,9 +125,13 @@ def eviction_time(cluster: fleet.Cluster, *, watched_since: datetime) -> datetim
 
 
 def needs_move(annotations: Mapping[str, str], how: str) -> bool:
-    """Whether a replica still has to be marked to move `how` (an eviction outranks a
-    planned move, so a replica marked for eviction is never re-marked)."""
-    return annotations.get(wellknown.MOVE_ANNOTATION) not in (how, wellknown.MOVE_EVICT)
+    """Whether a replica still has to be marked to move `how`: an eviction outranks every
+    other move, and a preemption outranks a planned one (a preempted replica must go even
+    where its replacement cannot be placed), so neither is ever re-marked as less."""
+    current = annotations.get(wellknown.MOVE_ANNOTATION)
+    if current in (how, wellknown.MOVE_EVICT):
+        return False
+    return not (current == wellknown.MOVE_PREEMPT and how == wellknown.MOVE_PLANNED)
 
 
 def drained(left: int) -> Condition:

@@ -9,8 +9,9 @@ Counting rules:
 - a replica being deleted still holds its devices, so it counts towards maxSurge until it
   is gone (`leaving`); it never counts as available;
 - a moving replica (annotation inferplane.dev/move) is outside the counts: its replacement
-  takes its place, and it goes once the replacement is Ready (planned move) or exists
-  (eviction). Replacements are not limited by maxSurge: they replace, they do not surge.
+  takes its place, and it goes once the replacement is Ready (planned move), exists
+  (eviction), or is Ready, unplaceable or failed (preemption: make-before-break only where
+  the fleet has room). Replacements are not limited by maxSurge: they replace, they do not surge.
 """
 
 from __future__ import annotations
@@ -44,6 +45,8 @@ class ReplicaView:
     """What it costs (its pool's node price times its nodes)."""
     load: float = 0.0
     """Requests it was last seen running and queueing."""
+    stuck: bool = False
+    """It cannot be placed (Scheduled=False) or its engine failed."""
 
 
 @dataclass(frozen=True)
@@ -83,8 +86,9 @@ def _moves(
     for replica in sorted(moving, key=lambda r: r.name):
         found = replacement.get(replica.name)
         evicted = replica.move == wellknown.MOVE_EVICT
+        preempted = replica.move == wellknown.MOVE_PREEMPT
         if found is not None:
-            if found.ready or evicted:
+            if found.ready or evicted or (preempted and found.stuck):
                 deletes.append(replica.name)
         elif room > 0:
             creates.append(replica.name)

@@ -92,6 +92,8 @@ def test_an_eviction_outranks_a_planned_move() -> None:
     assert liveness.needs_move({wellknown.MOVE_ANNOTATION: planned}, evict)
     assert not liveness.needs_move({wellknown.MOVE_ANNOTATION: evict}, planned)
     assert not liveness.needs_move({wellknown.MOVE_ANNOTATION: planned}, planned)
+    preempt = {wellknown.MOVE_ANNOTATION: wellknown.MOVE_PREEMPT}
+    assert not liveness.needs_move(preempt, planned) and liveness.needs_move(preempt, evict)
 
 
 def test_drained_counts_what_is_left() -> None:

@@ -84,6 +84,19 @@ def test_a_planned_move_waits_for_its_replacement_to_be_ready() -> None:
     assert done == rollouts.Plan(delete=("m",))
 
 
+def test_a_preempted_replica_waits_for_a_replacement_that_can_be_placed_only() -> None:
+    preempted = ReplicaView("m", "a", ready=True, move=wellknown.MOVE_PREEMPT)
+    first = rollouts.plan([preempted], desired=1, template="a", rollout=ROLLING)
+    assert first == rollouts.Plan(create=("m",))  # make before break
+    starting = ReplicaView("x", "a", ready=False, bound=False, replaces="m")
+    assert rollouts.plan([preempted, starting], desired=1, template="a", rollout=ROLLING) == (
+        rollouts.Plan()
+    )
+    for settled in (replace(starting, ready=True), replace(starting, stuck=True)):
+        step = rollouts.plan([preempted, settled], desired=1, template="a", rollout=ROLLING)
+        assert step == rollouts.Plan(delete=("m",))  # placed and Ready, or no room: break
+
+
 def test_an_eviction_deletes_once_the_replacement_exists() -> None:
     evicted = ReplicaView("m", "a", ready=True, move=wellknown.MOVE_EVICT)
     step = rollouts.plan([evicted], desired=1, template="a", rollout=ROLLING)

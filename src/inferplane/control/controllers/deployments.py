@@ -448,6 +448,7 @@ def _view(
         price_per_hour=prices.get(spec.get("pool") or "", 0.0)
         * max(len(spec.get("nodes") or []), 1),
         load=float(load.get("running", 0)) + float(load.get("waiting", 0)),
+        stuck=_troubled(replica),
     )
 
 

@@ -57,6 +57,7 @@ def _moving(replica: dict[str, Any]) -> bool:
     return annotations.get(wellknown.MOVE_ANNOTATION) in (
         wellknown.MOVE_EVICT,
         wellknown.MOVE_PLANNED,
+        wellknown.MOVE_PREEMPT,
     )
 
 

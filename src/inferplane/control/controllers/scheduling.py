@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import dataclasses
 import logging
 from typing import Any
 
@@ -25,12 +26,19 @@ from inferplane import logs
 from inferplane.api import deployments, replicas, wellknown
 from inferplane.api.meta import Condition
 from inferplane.backoff import Backoff
-from inferplane.control.controllers import allocations
+from inferplane.control.controllers import allocations, victims
 from inferplane.control.runtime.controller import Key, RequeueError, Result, Watch
 from inferplane.control.runtime.events import EventRecorder, EventType
 from inferplane.control.runtime.objects import Clock, Objects, utcnow
 from inferplane.policy import clusters as liveness
-from inferplane.policy.placement import decisions, demands, scheduler, snapshots, state
+from inferplane.policy.placement import (
+    decisions,
+    demands,
+    preemption,
+    scheduler,
+    snapshots,
+    state,
+)
 from inferplane.policy.placement.bindings import AllocationError
 from inferplane.store import base as store_base
 
@@ -61,8 +69,12 @@ class SchedulingController:
         self._recorder = recorder
         self._clock = clock
         self._retry = retry
-        self._pending: set[Key] = set()
-        """Unbound replicas: a fleet change may let them fit."""
+        self._pending: dict[Key, int] = {}
+        """Unbound replicas and their priorities: a fleet change may let them fit, and
+        they are retried highest priority first."""
+        self._nominated: dict[Key, tuple[tuple[str, str], int]] = {}
+        """Replicas that preempted (or wait for replicas leaving), with the pool they were
+        promised and their priority: lower-priority replicas may not bind there meanwhile."""
         self._held: dict[Key, str | None] = {}
         """Deleting replicas waiting for their agent, by cluster: its death releases them."""
         self._failures: dict[Key, int] = {}
@@ -80,9 +92,9 @@ class SchedulingController:
         meta = replica["metadata"]
         key = Key(meta["namespace"], meta["name"])
         if meta.get("deletionTimestamp"):
-            self._pending.discard(key)
+            self._pending.pop(key, None)
         elif replica["spec"].get("cluster") is None:
-            self._pending.add(key)
+            self._pending[key] = int(replica["spec"].get("priority") or 0)
         return []  # the runner queues the replica itself
 
     async def _on_fleet_change(self, obj: dict[str, Any]) -> list[Key]:
@@ -93,10 +105,11 @@ class SchedulingController:
         if self._fleet.get((obj["kind"], name)) == seen:
             return []
         self._fleet[(obj["kind"], name)] = seen
-        keys = set(self._pending)
+        # The queue is FIFO: the highest priority goes first, so it takes what was freed.
+        keys = sorted(self._pending, key=lambda k: (-self._pending[k], k))
         if obj["kind"] == "Cluster":
-            keys.update(k for k, cluster in self._held.items() if cluster == name)
-        return sorted(keys)
+            keys += sorted(k for k, cluster in self._held.items() if cluster == name)
+        return keys
 
     # -- reconcile ------------------------------------------------------------------------------
 
@@ -106,16 +119,18 @@ class SchedulingController:
             self._forget(key)
             return Result()
         if obj["metadata"].get("deletionTimestamp"):
-            self._pending.discard(key)
+            self._pending.pop(key, None)
+            self._nominated.pop(key, None)
             return await self._finalize(key, obj)
         if obj["spec"].get("cluster") is not None:
             self._forget(key)
             return Result()
-        self._pending.add(key)
+        self._pending[key] = int(obj["spec"].get("priority") or 0)
         return await self._bind(key, obj)
 
     def _forget(self, key: Key) -> None:
-        self._pending.discard(key)
+        self._pending.pop(key, None)
+        self._nominated.pop(key, None)
         self._held.pop(key, None)
         self._failures.pop(key, None)
 
@@ -126,8 +141,12 @@ class SchedulingController:
         demand = await self._demand(replica)
         for _ in range(BIND_ATTEMPTS):
             snapshot, pools = await self._snapshot(replica)
-            decision = scheduler.Scheduler(snapshot).decide(demand)
+            open_ = self._without_nominated(snapshot, key, replica.spec.priority)
+            decision = scheduler.Scheduler(open_).decide(demand)
             if isinstance(decision, decisions.Unschedulable):
+                waiting = await self._preempt(key, replica, demand, open_)
+                if waiting is not None:
+                    return await self._waiting(key, obj, replica, waiting)
                 return await self._unschedulable(key, obj, replica, decision)
             binding = decision.binding
             try:
@@ -181,6 +200,79 @@ class SchedulingController:
             spread_label=placement.spreadLabel,
             model=demands.ModelRef(namespace, model.name, model.version),
         )
+
+    def _without_nominated(
+        self, snapshot: state.Snapshot, key: Key, priority: int
+    ) -> state.Snapshot:
+        """The snapshot less the pools promised to other replicas of a higher priority."""
+        promised = {
+            pool for other, (pool, p) in self._nominated.items() if other != key and p > priority
+        }
+        if not promised:
+            return snapshot
+        kept = [p for p in snapshot.pools if (p.spec.cluster, p.metadata.name) not in promised]
+        return dataclasses.replace(snapshot, pools=kept)
+
+    async def _preempt(
+        self,
+        key: Key,
+        replica: replicas.Replica,
+        demand: demands.Demand,
+        snapshot: state.Snapshot,
+    ) -> str | None:
+        """Evict lower-priority replicas, or wait for leaving ones, so this one fits: what it
+        waits for, or None when preemption cannot help and it is simply unschedulable."""
+        priority = replica.spec.priority
+        bound = [r for r in await self._objects.list("Replica") if r["spec"].get("cluster")]
+        lower = any(int(r["spec"].get("priority") or 0) < priority for r in bound)
+        if not lower and key not in self._nominated:
+            return None
+        holders = [preemption.holder_of(r) for r in bound]
+        floors = await self._floors(bound, priority)
+        answer = preemption.preempt(snapshot, demand, priority, holders, floors)
+        if answer is None:
+            self._nominated.pop(key, None)
+            return None
+        if isinstance(answer, preemption.Wait):
+            self._nominated[key] = (answer.pool, priority)
+            return f"waiting for replicas leaving {'/'.join(answer.pool)}"
+        self._nominated[key] = ((answer.binding.cluster, answer.binding.pool), priority)
+        await victims.evict(self._objects, self._recorder, replica, answer, now=self._clock())
+        names = ", ".join(v.replica for v in answer.victims)
+        return f"preempting {names} on {answer.binding.cluster}/{answer.binding.pool}"
+
+    async def _waiting(
+        self, key: Key, obj: dict[str, Any], replica: replicas.Replica, message: str
+    ) -> Result:
+        """Pending with a promise: status says for what; retried when the pool frees."""
+        status = replica.status.model_copy(deep=True)
+        status.phase = "Pending"
+        condition = Condition(
+            type="Scheduled", status="False", reason="Preempting", message=message
+        )
+        if status.set_condition(condition, now=self._clock()):
+            await self._objects.write_status(obj, _dump(status))
+        failures = self._failures[key] = self._failures.get(key, 0) + 1
+        return Result(requeue_after=self._retry.delay(failures))
+
+    async def _floors(self, bound: list[dict[str, Any]], priority: int) -> dict[str, int]:
+        """Per deployment with lower-priority replicas: how many may go before it falls
+        below its minReplicas."""
+        owners = {
+            (r["metadata"]["namespace"], r["spec"]["deployment"])
+            for r in bound
+            if int(r["spec"].get("priority") or 0) < priority
+        }
+        floors: dict[str, int] = {}
+        for namespace, name in sorted(owners):
+            owner = await self._objects.get("Deployment", namespace, name)
+            peers = [
+                r
+                for r in bound
+                if r["metadata"]["namespace"] == namespace and r["spec"]["deployment"] == name
+            ]
+            floors[f"{namespace}/{name}"] = preemption.floor_of(owner, peers)
+        return floors
 
     async def _snapshot(
         self, replica: replicas.Replica
