@@ -7,6 +7,7 @@ agent's own sender is tested on its own (tests/unit/agent/test_loadsender.py).""
 from __future__ import annotations
 
 import threading
+import time
 from datetime import UTC, datetime
 
 import pytest
@@ -38,8 +39,8 @@ POLICY = {
 }
 
 
-def _count(client: api_client.Client, namespace: str) -> int:
-    return int(client.get("Deployment", "chat", namespace=namespace)["spec"]["replicas"])
+def _count(client: api_client.Client, namespace: str, name: str = "chat") -> int:
+    return int(client.get("Deployment", name, namespace=namespace)["spec"]["replicas"])
 
 
 def test_load_drives_a_deployment_up_and_back_down(control: ControlProcess, namespace: str) -> None:
@@ -109,8 +110,8 @@ def test_a_replica_still_starting_counts_as_capacity(
             wait_for("3 Ready", lambda: _ready(client, namespace) == 3)
 
 
-def _ready(client: api_client.Client, namespace: str) -> int:
-    return sum(1 for r in live(replicas_of(client, namespace, "chat")) if phase(r) == "Ready")
+def _ready(client: api_client.Client, namespace: str, name: str = "chat") -> int:
+    return sum(1 for r in live(replicas_of(client, namespace, name)) if phase(r) == "Ready")
 
 
 def _names(client: api_client.Client, namespace: str) -> list[str] | None:
@@ -143,3 +144,43 @@ def test_scale_up_spills_to_the_next_cluster_when_one_is_full(
                 r["spec"]["cluster"] for r in live(replicas_of(client, namespace, "chat"))
             )
         assert where == [f"{namespace}-big"] * 4 + [f"{namespace}-small"] * 2
+
+
+def test_predictive_mode_provisions_ahead_of_a_ramp(
+    control: ControlProcess, namespace: str
+) -> None:
+    """The same rising load on two deployments: the predictive one, forecasting 8 s ahead
+    (its cold start), reaches each size before the reactive one does."""
+    agents = [{"cluster": "a", "pools": [gpu_pool("gpu", nodes=4, gpus=4)]}]
+    policy = {**POLICY, "maxReplicas": 8}
+    ahead = {
+        **policy,
+        "mode": "predictive",
+        "predictive": {"bucketSeconds": 1, "coldStartSeconds": 8},
+    }
+    with (
+        fleet(control, namespace, *agents) as started,
+        api_client.Client(control.url, control.admin_token, namespace=namespace) as client,
+    ):
+        client.create(workload(namespace, "reactive", replicas=1, autoscaling=policy))
+        client.create(workload(namespace, "ahead", replicas=1, autoscaling=ahead))
+        loads = [
+            Load(client, started[0].cluster, namespace, name) for name in ("reactive", "ahead")
+        ]
+        reached: dict[str, float] = {}
+        with loads[0].running(), loads[1].running():
+            for name in ("reactive", "ahead"):
+                wait_for(f"{name} Ready", lambda n=name: _ready(client, namespace, n) == 1)
+            start = time.monotonic()
+            while len(reached) < 2 and time.monotonic() - start < 60:
+                total = min(12.0, 1.0 + 0.5 * (time.monotonic() - start))
+                for load in loads:
+                    load.total = total
+                for name in ("reactive", "ahead"):
+                    if name not in reached and _count(client, namespace, name) >= 4:
+                        reached[name] = time.monotonic() - start
+                time.sleep(0.25)
+        assert set(reached) == {"reactive", "ahead"}, reached
+        assert reached["ahead"] + 2 <= reached["reactive"], reached
+        seen = client.get("Deployment", "ahead", namespace=namespace)["status"]["autoscaling"]
+        assert "forecast" in seen["reason"] or "forecast" in seen["lastScaleReason"], seen
