@@ -43,6 +43,11 @@ CREATE_BURST = 16
 CREATE_PAUSE_SECONDS = 0.5
 """Pause between passes of a deployment that has more replicas to create."""
 QUOTA_CONDITION = "QuotaExceeded"
+MOVE_REASONS = {
+    wellknown.MOVE_PLANNED: "moved: its replacement is Ready",
+    wellknown.MOVE_EVICT: "evicted from a lost cluster",
+    wellknown.MOVE_PREEMPT: "preempted by a higher priority",
+}
 
 
 @dataclass(frozen=True)
@@ -461,8 +466,10 @@ def _removal_reasons(
     reasons = {}
     for name in deleted:
         view = by_name.get(name)
-        if view is None or view.move is not None:
+        if view is None:
             reasons[name] = ""
+        elif view.move is not None:
+            reasons[name] = f" ({MOVE_REASONS.get(view.move, 'moved')})"
         elif view.template != template:
             reasons[name] = " (replaced by the current template)"
         else:

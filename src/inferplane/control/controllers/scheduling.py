@@ -147,7 +147,9 @@ class SchedulingController:
                 waiting = await self._preempt(key, replica, demand, open_)
                 if waiting is not None:
                     return await self._waiting(key, obj, replica, waiting)
-                return await self._unschedulable(key, obj, replica, decision)
+                held = len(snapshot.pools) - len(open_.pools)
+                note = f"; {held} pool(s) held for higher-priority replicas" if held else ""
+                return await self._unschedulable(key, obj, replica, decision, note=note)
             binding = decision.binding
             try:
                 pool = pools[(binding.cluster, binding.pool)]
@@ -313,8 +315,10 @@ class SchedulingController:
         obj: dict[str, Any],
         replica: replicas.Replica,
         decision: decisions.Unschedulable,
+        *,
+        note: str = "",
     ) -> Result:
-        message = decision.message
+        message = decision.message + note
         if decision.errors:
             message += "; selector errors: " + "; ".join(decision.errors)
         status = replica.status.model_copy(deep=True)
