@@ -199,6 +199,11 @@ def test_an_agent_runs_a_replica_through_crashes_outages_and_deletion(
     assert "INFERPLANE_TOKEN" not in environ_of(first)
     wait_for(lambda: bool(status_of(api, "tiny-0").get("load", {}).get("observedTime")),
              timeout=30, what="a load report")  # fmt: skip
+    # Idle and steady, scraped every second: status.load is a summary, not a write per scrape.
+    time.sleep(2)
+    version = api.get("Replica", "tiny-0")["metadata"]["resourceVersion"]
+    time.sleep(4)
+    assert api.get("Replica", "tiny-0")["metadata"]["resourceVersion"] == version
 
     # A source this agent cannot fetch: Failed, saying why.
     bind(api, replica("remote-0", "hf://org/model", pool=f"{CLUSTER}-cpu"))

@@ -27,6 +27,7 @@ from inferplane import logs, tls
 from inferplane.agent import (
     discovery,
     loadsender,
+    loadsummary,
     logship,
     membership,
     recipes,
@@ -263,7 +264,7 @@ class Agent:
                 obj,
                 engines.get(name),
                 failure=failure[1] if failure else None,
-                load=loads.get(name),
+                load=loadsummary.persisted((obj.get("status") or {}).get("load"), loads.get(name)),
             )
             if status is not None:
                 meta = obj["metadata"]

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from inferplane.agent.runtime import base
-from inferplane.api import replicas, wellknown
+from inferplane.api import wellknown
 
 Object = dict[str, Any]
 AGENT_STOP = wellknown.AGENT_STOP_FINALIZER
@@ -112,9 +112,10 @@ def desired_status(
     engine: base.EngineStatus | None,
     *,
     failure: str | None = None,
-    load: replicas.ReplicaLoad | None = None,
+    load: Object | None = None,
 ) -> Object | None:
-    """The status the agent reports for a replica; None while it has nothing to say."""
+    """The status the agent reports for a replica; None while it has nothing to say. `load`
+    is the ReplicaLoad as JSON (loadsummary.persisted chooses it)."""
     generation = obj["metadata"].get("generation")
     if engine is None:
         if failure is None:
@@ -134,5 +135,5 @@ def desired_status(
         "observedGeneration": generation,
     }
     if load is not None and engine.phase == "Ready":
-        status["load"] = load.model_dump(mode="json")
+        status["load"] = load
     return status

@@ -103,7 +103,9 @@ def test_engines_without_replicas_stop_only_once_the_list_is_known() -> None:
 
 def test_desired_status_reports_the_engine_and_its_load() -> None:
     obj = replica(generation=3)
-    load = replicas.ReplicaLoad(running=2, observedTime=datetime(2025, 1, 1, tzinfo=UTC))
+    load = replicas.ReplicaLoad(
+        running=2, observedTime=datetime(2025, 1, 1, tzinfo=UTC)
+    ).model_dump(mode="json")
     status = reconcile.desired_status(obj, engine(restarts=1), load=load)
     assert status is not None
     assert status["phase"] == "Ready" and status["url"] == "http://127.0.0.1:9000"
