@@ -27,6 +27,7 @@ from tests.integration.fleet import (
     wait_for,
 )
 from tests.integration.fleet import workload as deployment_of
+from tests.integration.manifests import model
 from tests.support.control import ControlProcess
 
 pytestmark = pytest.mark.integration
@@ -141,3 +142,29 @@ def test_victims_are_replaced_elsewhere_before_they_go(
         serving = _ready(client, namespace, "batch")
         assert {r["spec"]["cluster"] for r in serving} == {f"{namespace}-b"}
         assert len(serving) == 2
+
+
+def test_a_tenant_cannot_preempt_another_namespaces_replicas(
+    control: ControlProcess, namespace: str
+) -> None:
+    """spec.priority is the tenant's to write: 1000 in one namespace evicts nothing in
+    another."""
+    other = f"{namespace}-other"
+    agents = [{"cluster": "a", "pools": [gpu_pool("gpus", gpus=2)]}]
+    with fleet(control, namespace, *agents), _client(control, namespace) as client:
+        client.create(deployment_of(namespace, "batch", replicas=2, priority=-100))
+        wait_for("batch Ready", lambda: len(_ready(client, namespace, "batch")) == 2)
+        client.create(model("tiny", other))
+        hostile = deployment_of(namespace, "grab", replicas=1, priority=1000)
+        hostile["metadata"]["namespace"] = other
+        client.create(hostile)
+
+        def refused() -> bool:
+            found = [condition(r, "Scheduled") for r in replicas_of(client, other, "grab")]
+            return bool(found and found[0] and found[0]["reason"] == "Unschedulable")
+
+        wait_for("the other tenant's replica to stay Pending", refused)
+        assert len(_ready(client, namespace, "batch")) == 2
+        assert not events_for(client, namespace, "batch", "Preempted")
+        client.delete("Deployment", "grab", namespace=other)
+        wait_for("grab gone", lambda: not client.list("Replica", namespace=other).items)

@@ -229,7 +229,15 @@ class SchedulingController:
         lower = any(int(r["spec"].get("priority") or 0) < priority for r in bound)
         if not lower and key not in self._nominated:
             return None
-        holders = [preemption.holder_of(r) for r in bound]
+        # Victims only from the replica's own namespace: spec.priority is the tenant's to
+        # write, and a tenant must not evict another's replicas by writing 1000. Replicas
+        # leaving in any namespace still count as room about to free.
+        namespace = replica.metadata.namespace or "default"
+        holders = [
+            h
+            for h in map(preemption.holder_of, bound)
+            if h.leaving or h.replica.startswith(f"{namespace}/")
+        ]
         floors = await self._floors(bound, priority)
         answer = preemption.preempt(snapshot, demand, priority, holders, floors)
         if answer is None:
