@@ -21,10 +21,11 @@ $INFERPLANE_DATA_DIR or ~/.inferplane); the engines load it from there as a file
    --max-tokens tokens; default 2 → 12 → 2 clients for 30 / 90 / 90 s, --quick 15 / 45 / 30)
    while the deployment's replicas (live, ready, spec.replicas, per cluster) are read from
    the control API every second.
-3. The autoscaler's decision cost, pure Python: a LoadBoard holding a minute of samples every
-   2 s of 4 replicas for each of 10,000 deployments; per deployment, the board's read of its
-   window and one `policy.autoscaling.decide`, timed alone (median, p99, and the sum: one
-   tick over the whole fleet).
+3. The autoscaler's decision cost, pure Python: a LoadBoard full (256 samples, every 2 s, of
+   4 replicas for each of 10,000 deployments); per deployment, the board's read and one
+   `policy.autoscaling.decide`, timed alone (median, p99, and the sum: one tick over the
+   whole fleet), reading since the controller's horizon (ours) and the whole retention (the
+   baseline, as the controller read before), with their ratio.
 
 Prints, per run and phase: requests, errors, TTFT and request latency p50/p90, mean live and
 ready replicas, and the cores this bench's processes and everything else on the machine kept
@@ -41,7 +42,7 @@ processes are copied to ~/.cache/inferplane-bench/logs/autoscaling-live-*/.
         [--min-replicas 1] [--max-replicas N] [--baseline-replicas N] [--target 4]
         [--model-dir DIR] [--json FILE] [--png FILE | --write-docs-figure] [--markdown FILE]
         [--no-cold-start] [--no-runs] [--no-decision-cost] [--deployments 10000]
-        [--decision-window 60]
+        [--decision-window 512]
 """
 
 from __future__ import annotations
@@ -121,8 +122,9 @@ def parse_args() -> argparse.Namespace:
     add(
         "--decision-window",
         type=float,
-        default=60.0,
-        help="seconds of samples (one every 2 s) the board holds per replica (default 60)",
+        default=512.0,
+        help="seconds of samples (one every 2 s) the board holds per replica (default 512, "
+        "the board's 256 per replica)",
     )
     args = parser.parse_args()
     try:

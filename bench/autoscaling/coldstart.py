@@ -146,8 +146,8 @@ class ColdStart:
     """Measured apart: a fresh interpreter importing the engine's modules (torch included)."""
     notes: list[str]
     autoscaler_cold_start_seconds: float | None = None
-    """The autoscaler's own measure, status.autoscaling.coldStartSeconds: creationTimestamp
-    (whole seconds) to the tick (every 2 s) that first saw the replica Ready."""
+    """The autoscaler's own measure, status.autoscaling.coldStartSeconds: when it first saw
+    the replica (its creation wakes the autoscaler) to when it first saw it Ready."""
 
 
 SPLITS = (

@@ -1,7 +1,10 @@
 """The autoscaler's cost per deployment and tick, pure Python and no process: a LoadBoard
-holding a minute of samples (every 2 s) of 4 replicas for each of 10,000 deployments, and
-gateway samples for each; then, per deployment, the controller's read of its window from
-the board and one `policy.autoscaling.decide`, each timed alone."""
+holding `window` seconds of samples (every 2 s, as `up`'s agents report) of 4 replicas for
+each of 10,000 deployments, and gateway samples for each; then, per deployment, the read of
+its samples from the board and one `policy.autoscaling.decide`, each timed alone, twice on
+the same board: reading since the controller's own horizon (the stable window and one
+lookback, `samples_since`) and reading the whole retention (what the controller did before,
+the baseline)."""
 
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ import time
 from dataclasses import dataclass
 
 from inferplane.api.autoscaling import AutoscalingSpec
+from inferplane.control.controllers.autoscaling import samples_since
 from inferplane.control.loadboard import RETENTION_SECONDS, LoadBoard
 from inferplane.policy import autoscaling
 
@@ -23,7 +27,8 @@ NOW = 1_700_000_000.0
 class Shape:
     deployments: int = 10_000
     replicas: int = 4
-    window: float = 60.0
+    window: float = 512.0
+    """Seconds of samples held: 512 s every 2 s fills the board's 256 per replica."""
     interval: float = 2.0
     seed: int = 0
 
@@ -38,14 +43,26 @@ class Timing:
 
 
 @dataclass(frozen=True)
+class Reading:
+    """One way of reading the samples, and the decision on them."""
+
+    since: str
+    samples_per_deployment: float
+    board_read: Timing
+    decide: Timing
+    both: Timing
+
+
+@dataclass(frozen=True)
 class DecisionCost:
     shape: Shape
     samples: int
     """Replica samples held by the board."""
     fill_seconds: float
-    board_read: Timing
-    decide: Timing
-    both: Timing
+    ours: Reading
+    """Since `samples_since`: what the controller reads."""
+    baseline: Reading
+    """Since now - RETENTION_SECONDS: the whole board, as the controller read before."""
     desired: dict[int, int]
     """How many deployments each decision sized to N replicas (a check the load varies)."""
 
@@ -109,7 +126,8 @@ def _timing(nanoseconds: list[int]) -> Timing:
 
 
 def measure(shape: Shape = Shape()) -> DecisionCost:
-    """Fill the board, then time the read and the decision of every deployment once."""
+    """Fill the board, then time the read and the decision of every deployment, once per
+    horizon; the decisions must agree, or the shorter read changed what the policy sees."""
     rng = random.Random(shape.seed)
     board, clock, fill = _fill(shape, rng)
     spec = AutoscalingSpec.model_validate(
@@ -121,15 +139,35 @@ def measure(shape: Shape = Shape()) -> DecisionCost:
             "objectives": {"ttft": {"targetSeconds": 0.5}},
         }
     )
-    clusters = {f"r{i}": f"cluster-{i}" for i in range(shape.replicas)}
-    reads, decides, desired = [], [], dict[int, int]()
+    now = clock()
     gc.collect()
+    ours, desired = _read_and_decide(board, shape, spec, samples_since(spec, now), "ours")
+    baseline, before = _read_and_decide(board, shape, spec, now - RETENTION_SECONDS, "retention")
+    if desired != before:
+        raise SystemExit("the two horizons decided differently: the lookback is too short")
+    held = sum(
+        len(board.replica_samples(NAMESPACE, _bound(shape, d), 0.0))
+        for d in range(shape.deployments)
+    )
+    counts: dict[int, int] = {}
+    for replicas in desired:
+        counts[replicas] = counts.get(replicas, 0) + 1
+    return DecisionCost(shape, held, fill, ours, baseline, dict(sorted(counts.items())))
+
+
+def _bound(shape: Shape, deployment: int) -> dict[str, str]:
+    return {f"d{deployment:05d}-r{i}": f"cluster-{i}" for i in range(shape.replicas)}
+
+
+def _read_and_decide(
+    board: LoadBoard, shape: Shape, spec: AutoscalingSpec, since: float, label: str
+) -> tuple[Reading, list[int]]:
+    reads, decides, desired, samples_seen = [], [], [], 0
+    now = NOW
     for d in range(shape.deployments):
-        name = f"d{d:05d}"
-        bound = {f"{name}-{r}": cluster for r, cluster in clusters.items()}
-        now = clock()
+        name, bound = f"d{d:05d}", _bound(shape, d)
         began = time.perf_counter_ns()
-        samples = board.replica_samples(NAMESPACE, bound, now - RETENTION_SECONDS)
+        samples = board.replica_samples(NAMESPACE, bound, since)
         gateway = board.gateway_samples((NAMESPACE, name), now - spec.stableWindowSeconds)
         read = time.perf_counter_ns()
         inputs = autoscaling.Inputs(
@@ -146,20 +184,14 @@ def measure(shape: Shape = Shape()) -> DecisionCost:
         done = time.perf_counter_ns()
         reads.append(read - began)
         decides.append(done - decided)
-        desired[decision.desired] = desired.get(decision.desired, 0) + 1
+        desired.append(decision.desired)
+        samples_seen += len(samples)
     both = [a + b for a, b in zip(reads, decides, strict=True)]
-    held = sum(
-        len(
-            board.replica_samples(NAMESPACE, {f"d{d:05d}-{r}": c for r, c in clusters.items()}, 0.0)
-        )
-        for d in range(shape.deployments)
-    )
-    return DecisionCost(
-        shape,
-        held,
-        fill,
+    reading = Reading(
+        label,
+        samples_seen / shape.deployments,
         _timing(reads),
         _timing(decides),
         _timing(both),
-        dict(sorted(desired.items())),
     )
+    return reading, desired

@@ -259,7 +259,7 @@ def cold(start: ColdStart) -> list[Grid]:
             [
                 "(the autoscaler's own) status.autoscaling.coldStartSeconds",
                 f"{start.autoscaler_cold_start_seconds:.3f} s",
-                "creationTimestamp → the tick that saw Ready",
+                "replica first seen → first seen Ready",
             ]
         )
     title = f"Cold start from zero: replica {start.replica} on {start.cluster}"
@@ -271,17 +271,33 @@ def cold(start: ColdStart) -> list[Grid]:
 
 def decision_cost(cost: DecisionCost) -> Grid:
     shape = cost.shape
-    rows = [
-        [label, f"{t.median_us:.1f}", f"{t.p99_us:.1f}", f"{t.mean_us:.1f}", f"{t.total_s:.3f}"]
+    rows = []
+    for reading, named in (
+        (cost.baseline, "whole retention (baseline)"),
+        (cost.ours, "stable window + lookback (ours)"),
+    ):
         for label, t in (
-            ("board read of one window", cost.board_read),
-            ("decide", cost.decide),
-            ("read + decide", cost.both),
-        )
-    ]
+            ("board read", reading.board_read),
+            ("decide", reading.decide),
+            ("read + decide", reading.both),
+        ):
+            rows.append(
+                [
+                    named,
+                    f"{reading.samples_per_deployment:.0f}",
+                    label,
+                    f"{t.median_us:.1f}",
+                    f"{t.p99_us:.1f}",
+                    f"{t.mean_us:.1f}",
+                    f"{t.total_s:.3f}",
+                ]
+            )
+    ratio = cost.ours.both.median_us / cost.baseline.both.median_us
+    rows.append(["ours / baseline", "", "read + decide", f"{ratio:.2f}×", "", "", ""])
     title = (
         f"Autoscaler cost per deployment: {shape.deployments} deployments × {shape.replicas} "
         f"replicas, {shape.window:g} s of samples every {shape.interval:g} s "
         f"({cost.samples} samples held)"
     )
-    return Grid(title, ["step", "median µs", "p99 µs", "mean µs", "all deployments, s"], rows)
+    columns = ["samples read", "samples/deployment", "step", "median µs", "p99 µs", "mean µs"]
+    return Grid(title, [*columns, "all deployments, s"], rows)

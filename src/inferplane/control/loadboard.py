@@ -128,9 +128,7 @@ class LoadBoard:
             for name, cluster in bound.items():
                 kept = self._replicas.get((namespace, name))
                 if kept:
-                    out.extend(
-                        s.sample for s in kept if s.cluster == cluster and s.sample.time >= since
-                    )
+                    out.extend(_newer(kept, cluster, since))
         return out
 
     def gateway_samples(self, key: NsName, since: float) -> list[autoscaling.GatewaySample]:
@@ -165,3 +163,16 @@ class LoadBoard:
                     k for k in owned if k not in self._replicas and k not in self._gateways
                 ]:
                     del owned[key]
+
+
+def _newer(kept: deque[Sourced], cluster: str, since: float) -> list[autoscaling.Sample]:
+    """The samples of `kept` newer than `since` from `cluster`, oldest first. Samples are
+    stamped on arrival, so they are in time order: the scan stops at the first older one."""
+    newer: list[autoscaling.Sample] = []
+    for stamped in reversed(kept):
+        if stamped.sample.time < since:
+            break
+        if stamped.cluster == cluster:
+            newer.append(stamped.sample)
+    newer.reverse()
+    return newer

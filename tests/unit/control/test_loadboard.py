@@ -81,3 +81,14 @@ def test_memory_is_bounded_per_key_and_per_reporter(monkeypatch) -> None:  # typ
     assert names == {"r3", "r4", "r5"}, "a reporter's oldest keys make room for its new ones"
     board.add_replicas("plane-b", [ReplicaReport("team", "b1")])
     assert board.replica_samples("team", {"b1": "plane-b"}, since=0), "others are not crowded out"
+
+
+def test_samples_since_a_time_are_the_newer_ones_in_order() -> None:
+    clock = Clock()
+    board = LoadBoard(clock)
+    for i in range(6):
+        board.add_replicas("plane-a", [ReplicaReport("team", "r1", running=i)])
+        board.add_replicas("plane-b", [ReplicaReport("team", "r1", running=50 + i)])
+        clock.now += 1
+    samples = board.replica_samples("team", {"r1": "plane-a"}, since=1003)
+    assert [(s.time, s.running) for s in samples] == [(1003.0, 3), (1004.0, 4), (1005.0, 5)]

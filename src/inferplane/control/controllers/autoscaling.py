@@ -22,6 +22,7 @@ from datetime import datetime
 from typing import Any
 
 from inferplane import logs
+from inferplane.api import autoscaling as autoscaling_api
 from inferplane.api import deployments, wellknown
 from inferplane.control.loadboard import RETENTION_SECONDS, LoadBoard
 from inferplane.control.runtime.controller import Key, Result, Watch
@@ -34,6 +35,12 @@ log = logging.getLogger(__name__)
 TICK_SECONDS = 2.0
 SUMMARY_SECONDS = 30.0
 PRUNE_SECONDS = 60.0
+LOOKBACK_SECONDS = 30.0
+"""Samples older than the stable window passed to the policy: each replica's sample before the
+window dates the first one in it (an agent reports every few seconds). Passing the whole
+retention instead costs the decision ~8× at 256 samples per replica."""
+SEEN_SLACK_SECONDS = 0.5
+"""How late after its creation second a replica may first be seen and still date it."""
 STARTING_PHASES = frozenset({"Pending", "Scheduled", "Starting"})
 """Phases of a replica on its way to Ready: capacity in flight, not to be asked for again."""
 
@@ -47,6 +54,10 @@ class _Memory:
     """When status.autoscaling was last written (board clock)."""
     mode: str = ""
     ready_seen: set[str] = field(default_factory=set)
+    first_seen: dict[str, float] = field(default_factory=dict)
+    """Live replica → when this controller first saw it (board clock). A Replica's creation
+    wakes this controller, so this is its creation to within a reconcile, finer than the
+    whole-second creationTimestamp."""
     cold_start: float | None = None
     watching_since: float | None = None
     """When this controller first looked at the deployment (board clock)."""
@@ -65,7 +76,7 @@ class _Fleet:
     """Every live bound replica (Ready or not) → its cluster."""
     starting: int
     created: dict[str, str]
-    """Ready replica → its creationTimestamp, for the cold-start measurement."""
+    """Every live replica → its creationTimestamp, for the cold-start measurement."""
 
 
 class AutoscalingController:
@@ -109,7 +120,7 @@ class AutoscalingController:
         if now - self._pruned >= PRUNE_SECONDS:
             self._pruned = now
             self._board.prune()
-        self._measure_cold_start(memory, fleet, now)
+        measure_cold_start(memory, fleet, now)
         inputs = self._inputs(key, obj, deployment, spec, fleet, memory, now)
         decision = autoscaling.decide(spec, inputs, memory.state)
         memory.state = decision.state
@@ -133,36 +144,21 @@ class AutoscalingController:
             if not owned or rmeta.get("deletionTimestamp"):
                 continue
             phase = (replica.get("status") or {}).get("phase", "Pending")
+            created[rmeta["name"]] = rmeta.get("creationTimestamp", "")
             if rspec.get("cluster"):
                 bound[rmeta["name"]] = rspec["cluster"]
             if phase == "Ready" and rspec.get("cluster"):
                 ready[rmeta["name"]] = rspec["cluster"]
-                created[rmeta["name"]] = rmeta.get("creationTimestamp", "")
             elif phase in STARTING_PHASES:
                 starting += 1
         return _Fleet(ready, bound, starting, created)
-
-    def _measure_cold_start(self, memory: _Memory, fleet: _Fleet, now: float) -> None:
-        """Creation → first seen Ready, for replicas created while this leader watched the
-        deployment: one created earlier (by another leader, or before a restart of `up`
-        whose engines start again) would measure the outage, not a cold start."""
-        if memory.watching_since is None:
-            memory.watching_since = now
-        for name, created in fleet.created.items():
-            if name in memory.ready_seen:
-                continue
-            memory.ready_seen.add(name)
-            born = _epoch(created)
-            if born is not None and memory.watching_since - TICK_SECONDS <= born <= now:
-                memory.cold_start = now - born
-        memory.ready_seen &= set(fleet.ready)
 
     def _inputs(
         self,
         key: Key,
         obj: dict[str, Any],
         deployment: deployments.Deployment,
-        spec: Any,
+        spec: autoscaling_api.AutoscalingSpec,
         fleet: _Fleet,
         memory: _Memory,
         now: float,
@@ -174,7 +170,7 @@ class AutoscalingController:
         for name in [n for n, (_, seen) in memory.bound.items() if seen < horizon]:
             del memory.bound[name]
         clusters = {name: cluster for name, (cluster, _) in memory.bound.items()}
-        samples = self._board.replica_samples(key.namespace, clusters, horizon)
+        samples = self._board.replica_samples(key.namespace, clusters, samples_since(spec, now))
         gateway = self._board.gateway_samples(ns_name, now - spec.stableWindowSeconds)
         held = _annotated_demand(obj, now, spec.stableWindowSeconds)
         if held is not None and not fleet.ready:
@@ -249,6 +245,39 @@ class AutoscalingController:
         await self._objects.write_status(obj, _dump(status))
         memory.written = now
         memory.mode = decision.mode
+
+
+def samples_since(spec: autoscaling_api.AutoscalingSpec, now: float) -> float:
+    """The oldest sample time the policy is handed: the stable window and one lookback."""
+    return now - spec.stableWindowSeconds - LOOKBACK_SECONDS
+
+
+def measure_cold_start(memory: _Memory, fleet: _Fleet, now: float) -> None:
+    """Creation → first seen Ready, for replicas created while this leader watched the
+    deployment: one created earlier (by another leader, or before a restart of `up`
+    whose engines start again) would measure the outage, not a cold start.
+
+    Creation is when this controller first saw the replica where that was within the
+    second its creationTimestamp names (plus a reconcile's slack), else the timestamp."""
+    if memory.watching_since is None:
+        memory.watching_since = now
+    for name in fleet.created:
+        if name not in fleet.ready:  # first seen Ready says nothing of when it was made
+            memory.first_seen.setdefault(name, now)
+    for name in fleet.ready:
+        if name in memory.ready_seen:
+            continue
+        memory.ready_seen.add(name)
+        born = _epoch(fleet.created[name])
+        if born is None or not memory.watching_since - TICK_SECONDS <= born <= now:
+            continue
+        start, seen = born, memory.first_seen.get(name)
+        if seen is not None and born <= seen < born + 1.0 + SEEN_SLACK_SECONDS:
+            start = seen
+        memory.cold_start = now - start
+    memory.ready_seen &= set(fleet.ready)
+    for name in [n for n in memory.first_seen if n not in fleet.created]:
+        del memory.first_seen[name]
 
 
 def _restored(status: deployments.AutoscalingStatus | None) -> _Memory:
