@@ -67,6 +67,9 @@ class Recipe:
     """Serves the built-in models (file://demo, file://minilm) by name."""
     api_key: ApiKeyIntake | None = None
     """How the engine takes a per-replica token; None: it cannot require one."""
+    gangs: bool = False
+    """Runs as a multi-node gang: every member runs the command, told its place by the
+    LeaderWorkerSet variables (base.Launch.member_env)."""
 
     def with_api_key(self, launch: base.Launch, token: str) -> base.Launch:
         """`launch` with the engine told to require `token`: through its variable where it
@@ -96,6 +99,7 @@ RECIPES: dict[str, Recipe] = {
         program_env="INFERPLANE_ENGINE_PYTHON",
         builtin_models=True,
         api_key=ApiKeyIntake(env="INFERPLANE_ENGINE_API_KEY"),
+        gangs=True,
     ),
     "vllm": Recipe(
         name="vllm",
@@ -129,7 +133,7 @@ RECIPES: dict[str, Recipe] = {
         metrics=enginemetrics.TGI,
         api_key=ApiKeyIntake(env="API_KEY"),  # the launcher's --api-key, env API_KEY
     ),
-    "custom": Recipe(name="custom", command=()),
+    "custom": Recipe(name="custom", command=(), gangs=True),
 }  # fmt: skip
 
 _DEFAULT_HEALTH = engines.EngineSpec.model_fields["healthPath"].default
@@ -170,6 +174,12 @@ def launch_for(
     """The launch of a replica's engine; raises LaunchError when it cannot be built."""
     engine = spec.engine
     recipe = recipe_of(engine)
+    if spec.resources.nodes > 1 and not recipe.gangs:
+        raise LaunchError(
+            f"the {recipe.name} recipe runs single-node replicas; this one needs"
+            f" {spec.resources.nodes} nodes (a gang runs the reference engine, or a command"
+            " of your own that reads LWS_WORKER_INDEX, as recipe custom)"
+        )
     template = tuple(engine.command) or recipe.command
     values = {"{program}": program(recipe, environ), "{model_path}": model_path, "{host}": host}
     command = tuple(_fill(item, values) for item in template)
@@ -188,6 +198,7 @@ def launch_for(
         health_path=health_path(engine),
         startup_timeout=engine.startupTimeoutSeconds,
         image=engine.image,
+        nodes=spec.resources.nodes,
     )
 
 

@@ -15,11 +15,72 @@ from inferplane.api import errors, meta, models, selectors, values
 ClusterPhase = Literal["Pending", "Ready", "NotReady", "Cordoned"]
 
 
+RuntimeKind = Literal["process", "kubernetes", "slurm", "ray"]
+
+_SLURM_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_RAY_ADDRESS = re.compile(r"^(auto|(ray://)?[A-Za-z0-9.-]{1,253}:[0-9]{1,5})$")
+
+
+def _slurm_name(value: str | None) -> str | None:
+    if value is not None and not _SLURM_NAME.match(value):
+        raise ValueError(
+            f"{value!r} is not a Slurm name: 1 to 64 letters, digits, '_', '.' and '-'"
+        )
+    return value
+
+
+def _ray_address(value: str) -> str:
+    if not _RAY_ADDRESS.match(value):
+        raise ValueError(f"{value!r} is not a Ray address: auto, HOST:PORT or ray://HOST:PORT")
+    return value
+
+
+class KubernetesRuntimeSpec(meta.Model):
+    """How the agent of a `runtime: kubernetes` cluster renders replicas."""
+
+    namespace: meta.DnsLabel = "inferplane"
+    """Kubernetes namespace the agent creates each replica's objects in."""
+    devices: Literal["device-plugin", "dra"] = "device-plugin"
+    """How GPUs are asked for: `nvidia.com/gpu` limits (the device plugin) or a DRA
+    ResourceClaim (`resource.k8s.io/v1`) per replica."""
+    deviceClassName: meta.DnsSubdomain = "gpu.nvidia.com"
+    """The DeviceClass a DRA ResourceClaim requests devices of (devices: dra)."""
+    modelCacheClaim: meta.DnsSubdomain | None = None
+    """A PersistentVolumeClaim mounted as the model cache at /models in every engine pod;
+    unset, each pod gets an emptyDir and downloads its model itself."""
+
+
+class SlurmRuntimeSpec(meta.Model):
+    """How the agent of a `runtime: slurm` cluster submits replicas as jobs."""
+
+    partition: Annotated[str | None, AfterValidator(_slurm_name)] = None
+    """Partition jobs are submitted to (`sbatch --partition`); unset, the default one."""
+    account: Annotated[str | None, AfterValidator(_slurm_name)] = None
+    """Account jobs are charged to (`sbatch --account`); unset, the user's default."""
+    timeLimitMinutes: int = Field(0, ge=0, le=525_600)
+    """Job time limit (`sbatch --time`); 0 leaves the partition's own."""
+
+
+class RayRuntimeSpec(meta.Model):
+    """How the agent of a `runtime: ray` cluster reaches its Ray cluster."""
+
+    address: Annotated[str, AfterValidator(_ray_address)] = "auto"
+    """The Ray cluster's address as `ray.init` takes it: auto (a cluster started on this
+    host), HOST:PORT of its GCS, or ray://HOST:PORT of a Ray client server."""
+
+
 class ClusterSpec(meta.Model):
     """One workload plane: where its agent runs replicas and how long it may stay silent."""
 
-    runtime: Literal["process", "kubernetes"] = "process"
-    """How the agent runs engines: as local processes, or as pods on a Kubernetes cluster."""
+    runtime: RuntimeKind = "process"
+    """How the agent runs engines: as local processes, as pods on a Kubernetes cluster, as
+    Slurm jobs, or as actors on a Ray cluster (docs/runtimes.md)."""
+    kubernetes: KubernetesRuntimeSpec | None = None
+    """Settings of the kubernetes runtime; unset, its defaults."""
+    slurm: SlurmRuntimeSpec | None = None
+    """Settings of the slurm runtime; unset, its defaults."""
+    ray: RayRuntimeSpec | None = None
+    """Settings of the ray runtime; unset, its defaults."""
     region: meta.LabelValue = ""
     """Region the cluster runs in, e.g. eu-west-1, for spreading and locality; '' if unknown."""
     provider: meta.LabelValue = ""

@@ -30,6 +30,17 @@ def check_dns_label(value: str) -> str:
     return value
 
 
+def check_dns_subdomain(value: str) -> str:
+    """Refuse anything that is not an RFC 1123 DNS subdomain (DNS labels joined by '.',
+    <= 253), the names of most Kubernetes objects."""
+    if len(value) > 253 or not all(DNS_LABEL.match(part) for part in value.split(".")):
+        raise ValueError(
+            f"{value!r} is not a DNS subdomain: use at most 253 lowercase letters, digits, '-'"
+            " and '.', each part starting and ending with a letter or digit"
+        )
+    return value
+
+
 def check_label_key(key: str) -> str:
     """A Kubernetes label key: an optional DNS-subdomain prefix and '/', then a name <= 63."""
     if len(key) > 253 or not LABEL_KEY.match(key) or len(key.rpartition("/")[2]) > 63:
@@ -54,6 +65,7 @@ def check_labels(labels: dict[str, str]) -> dict[str, str]:
 
 
 DnsLabel = Annotated[str, AfterValidator(check_dns_label)]
+DnsSubdomain = Annotated[str, AfterValidator(check_dns_subdomain)]
 LabelKey = Annotated[str, AfterValidator(check_label_key)]
 LabelValue = Annotated[str, AfterValidator(check_label_value)]
 Labels = Annotated[dict[str, str], AfterValidator(check_labels)]

@@ -103,7 +103,7 @@ def agent(
     from inferplane import logs
     from inferplane.agent import agent as agent_mod
     from inferplane.agent import discovery
-    from inferplane.agent.runtime import choice, registry
+    from inferplane.agent.runtime import base, choice, registry
 
     name = _cluster_name(cluster)
     state_dir = (data_dir or clientconfig.data_dir() / "agents" / cluster).expanduser()
@@ -120,11 +120,6 @@ def agent(
         stop_engines_on_exit=not keep_engines_on_exit,
         tls=client_tls,
     )
-    try:
-        pools = discovery.plans(pool_file, cluster=settings.cluster)
-    except discovery.PoolFileError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from None
     logs.configure(log_level)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request is noise here
     runtime_options = registry.RuntimeOptions(
@@ -132,12 +127,14 @@ def agent(
     )
     try:
         # Before the agent starts: the runtime it adopts engines with is the Cluster's.
-        runtime = choice.runtime_for(
+        chosen = choice.runtime_for(
             lambda: agent_mod.client_of(settings), name, settings.data_dir, runtime_options
         )
-    except registry.UnknownRuntime as exc:
+        pools = registry.pools(chosen.runtime.kind, chosen.options, pool_file, cluster=name)
+    except (registry.UnknownRuntime, discovery.PoolFileError, base.RuntimeFailure) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
+    runtime = chosen.runtime
     stop = threading.Event()
     _stop_on_signals(stop)
     agent_mod.Agent(settings, runtime, pools).run(stop)

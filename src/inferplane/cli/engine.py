@@ -141,6 +141,11 @@ def engine(
     admitting (503) and lets in-flight requests finish within --shutdown-grace. An
     embedding model serves /v1/embeddings and V2 infer instead.
 
+    In a multi-node gang (LeaderWorkerSet's LWS_WORKER_INDEX and LWS_GROUP_SIZE set, as
+    every runtime that runs gangs sets them), member 0 serves; the others load nothing, answer
+    /health and follow the leader (INFERPLANE_GANG_LEADER_URL), exiting when it is lost so
+    that the runtime restarts the gang.
+
     Examples:
 
     inferplane engine --model ./demo-model --port 8000
@@ -149,6 +154,16 @@ def engine(
     inferplane engine --model demo
     INFERPLANE_ENGINE_API_KEY=s3cret inferplane engine --model demo
     """
+    from inferplane.engine import gang
+
+    try:
+        member = gang.member_of()
+    except gang.GangError as exc:
+        raise typer.BadParameter(str(exc), param_hint="LWS_WORKER_INDEX") from exc
+    if member is not None and not member.leader:
+        # A worker of a multi-node gang loads nothing: it follows its leader (engine/gang.py).
+        raise typer.Exit(gang.serve_worker(member, host=host, port=port, log_level=log_level))
+
     from inferplane.engine.embedder import is_embedding_folder
     from inferplane.engine.llm import EngineConfig
     from inferplane.engine.server import serving

@@ -164,7 +164,14 @@ def test_enum_value_has_not_supported_reason() -> None:
         ("ApiKey", {"role": "root"}, "spec.role"),
         ("Event", {"reason": "not camel"}, "spec.reason"),
         ("Event", {"count": 0}, "spec.count"),
-        ("Cluster", {"runtime": "slurm"}, "spec.runtime"),
+        ("Cluster", {"runtime": "nomad"}, "spec.runtime"),
+        ("Cluster", {"runtime": "slurm", "slurm": {"partition": "a b"}}, "spec.slurm.partition"),
+        ("Cluster", {"runtime": "ray", "ray": {"address": "http://x"}}, "spec.ray.address"),
+        (
+            "Cluster",
+            {"kubernetes": {"modelCacheClaim": "Bad_Name"}},
+            "spec.kubernetes.modelCacheClaim",
+        ),
     ],
 )
 def test_bad_field_is_named(kind: str, spec: dict[str, Any], field: str) -> None:

@@ -33,6 +33,18 @@ launch keeps the placeholder (so the state file and the fingerprint never hold t
 the runtime puts `Launch.token` in its place when it starts the process."""
 
 
+GANG_LEADER_ADDRESS = "LWS_LEADER_ADDRESS"
+"""Environment of every gang member: the leader's host. The names are LeaderWorkerSet's, so
+an engine written for LWS runs unchanged on every runtime that runs gangs."""
+GANG_WORKER_INDEX = "LWS_WORKER_INDEX"
+"""Environment of every gang member: its index, 0 for the leader."""
+GANG_SIZE = "LWS_GROUP_SIZE"
+"""Environment of every gang member: how many members the gang has."""
+GANG_LEADER_URL = "INFERPLANE_GANG_LEADER_URL"
+"""Environment of every gang member: the root URL of the leader's engine, which workers
+follow (a worker exits when its leader is gone, so the runtime restarts the gang)."""
+
+
 class RuntimeFailure(Exception):
     """Root of the errors a runtime raises."""
 
@@ -77,6 +89,9 @@ class Launch:
     """Seconds the engine may take to turn healthy before it counts as crashed."""
     image: str | None = None
     """Container image, for runtimes that run containers."""
+    nodes: int = 1
+    """Members of the gang, one per node: 1 for a single-node replica. Every member runs the
+    same command, told its place by `member_env`; member 0, the leader, serves."""
     token: str | None = field(default=None, compare=False, repr=False)
     """The engine's token, in memory only: never in `to_dict` (the state file), the
     fingerprint or a repr. None in a launch read back from the state file, until the agent
@@ -95,6 +110,19 @@ class Launch:
         """`env` with the token in place of its placeholder."""
         return {key: self._filled(value) for key, value in self.env.items()}
 
+    def member_env(self, index: int, *, leader_host: str, leader_port: int) -> dict[str, str]:
+        """The gang variables of member `index` (0: the leader), added to `environment()` by
+        runtimes that start the members themselves; a LeaderWorkerSet sets the first three."""
+        if not 0 <= index < self.nodes:
+            raise ValueError(f"member {index} of a gang of {self.nodes}")
+        host = f"[{leader_host}]" if ":" in leader_host else leader_host
+        return {
+            GANG_LEADER_ADDRESS: leader_host,
+            GANG_WORKER_INDEX: str(index),
+            GANG_SIZE: str(self.nodes),
+            GANG_LEADER_URL: f"http://{host}:{leader_port}",
+        }
+
     def _filled(self, item: str) -> str:
         if item != TOKEN:
             return item
@@ -110,6 +138,8 @@ class Launch:
     def to_dict(self) -> dict[str, Any]:
         raw = asdict(self)
         del raw["token"]
+        if raw["nodes"] == 1:  # as before gangs: a single-node engine keeps its fingerprint
+            del raw["nodes"]
         return raw
 
     @classmethod
@@ -124,6 +154,7 @@ class Launch:
             health_path=str(raw.get("health_path") or "/health"),
             startup_timeout=float(raw.get("startup_timeout") or 900.0),
             image=raw.get("image"),
+            nodes=int(raw.get("nodes") or 1),
         )
 
 

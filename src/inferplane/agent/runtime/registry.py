@@ -9,10 +9,11 @@ with the kinds this agent has, never replaced by another.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from inferplane.agent import discovery
 from inferplane.agent.runtime import base, process
 from inferplane.api import fleet
 
@@ -32,9 +33,15 @@ class RuntimeOptions:
     """Address engines listen on, and the host of their URLs (process runtime)."""
     keep_engines_on_exit: bool = False
     """Engines outlive the agent, for the next agent to adopt."""
+    settings: dict[str, Any] = field(default_factory=dict)
+    """The Cluster's section for the runtime (spec.kubernetes, spec.slurm, spec.ray) as
+    written; each runtime validates its own with its schema in api/fleet.py."""
 
 
 Factory = Callable[[RuntimeOptions], base.Runtime]
+Discover = Callable[[RuntimeOptions], list[discovery.PoolPlan]]
+"""A runtime's own pool discovery (from its scheduler's nodes), used when the agent is given
+no pool file; a runtime without one reports the host's pools."""
 
 
 def _process(options: RuntimeOptions) -> base.Runtime:
@@ -48,6 +55,9 @@ def _process(options: RuntimeOptions) -> base.Runtime:
 
 
 RUNTIMES: Mapping[str, Factory] = {process.KIND: _process}
+DISCOVERY: Mapping[str, Discover] = {}
+SECTIONS: Mapping[str, str] = {"kubernetes": "kubernetes", "slurm": "slurm", "ray": "ray"}
+"""Runtime → the field of ClusterSpec holding its settings."""
 
 DEFAULT: str = fleet.ClusterSpec.model_fields["runtime"].default
 """The runtime of a Cluster whose spec names none: the schema's default."""
@@ -61,6 +71,24 @@ def kinds() -> list[str]:
 def kind_of(cluster: dict[str, Any]) -> str:
     """The runtime a Cluster object names, as written (the default when it names none)."""
     return str((cluster.get("spec") or {}).get("runtime") or DEFAULT)
+
+
+def settings_of(cluster: dict[str, Any], kind: str) -> dict[str, Any]:
+    """The Cluster's settings section for runtime `kind`, as written ({} when unset)."""
+    section = SECTIONS.get(kind)
+    value = (cluster.get("spec") or {}).get(section) if section else None
+    return dict(value) if isinstance(value, dict) else {}
+
+
+def pools(
+    kind: str, options: RuntimeOptions, pool_file: Path | None, *, cluster: str
+) -> list[discovery.PoolPlan]:
+    """The pools the agent reports: the pool file's when given, else the runtime's own
+    discovery where it has one, else the host's."""
+    discover = DISCOVERY.get(kind)
+    if pool_file is not None or discover is None:
+        return discovery.plans(pool_file, cluster=cluster)
+    return discover(options)
 
 
 def build(kind: str, options: RuntimeOptions, *, cluster: str) -> base.Runtime:

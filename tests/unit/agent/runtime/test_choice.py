@@ -62,7 +62,7 @@ def test_runtime_for_builds_and_remembers_the_clusters_runtime(tmp_path: Path) -
     api = fake.FakeResourceApi()
     api.add(cluster(runtime="process"))
     options = registry.RuntimeOptions(tmp_path)
-    built = choice.runtime_for(client_of(api), "eu-1", tmp_path, options)
+    built = choice.runtime_for(client_of(api), "eu-1", tmp_path, options).runtime
     assert isinstance(built, process.ProcessRuntime)
     assert choice.recall(tmp_path, "eu-1") == "process"
 
@@ -74,3 +74,16 @@ def test_runtime_for_refuses_a_runtime_this_agent_lacks(tmp_path: Path) -> None:
     with pytest.raises(registry.UnknownRuntime, match=r"spec\.runtime 'kubernetes'"):
         choice.runtime_for(client_of(api), "eu-1", tmp_path, options)
     assert choice.recall(tmp_path, "eu-1") is None  # nothing remembered that cannot run
+
+
+def test_the_runtimes_settings_come_from_its_section_and_are_remembered(tmp_path: Path) -> None:
+    api = fake.FakeResourceApi()
+    api.add(cluster(runtime="process", slurm={"partition": "gpu"}))
+    chosen = choice.learn(client_of(api), "eu-1", tmp_path)
+    assert chosen.settings == {}, "another runtime's section is not this one's"
+    api = fake.FakeResourceApi()
+    api.add(cluster(runtime="slurm", slurm={"partition": "gpu"}))
+    assert choice.learn(client_of(api), "eu-1", tmp_path).settings == {"partition": "gpu"}
+    choice.remember(tmp_path, "eu-1", "slurm", {"partition": "gpu"})
+    remembered = choice.learn(unreachable, "eu-1", tmp_path)
+    assert remembered == choice.Choice("slurm", "remembered", {"partition": "gpu"})
