@@ -15,12 +15,17 @@ def product(name: str) -> str:
 
 
 def cluster(
-    name: str, *, phase: str = "Ready", cordoned: bool = False, **labels: str
+    name: str,
+    *,
+    phase: str = "Ready",
+    cordoned: bool = False,
+    runtime: str = "kubernetes",  # GPU fleets run on a scheduler: process runs no gangs
+    **labels: str,
 ) -> fleet.Cluster:
     return fleet.Cluster.model_validate(
         {
             "metadata": {"name": name, "labels": labels},
-            "spec": {"cordoned": cordoned},
+            "spec": {"cordoned": cordoned, "runtime": runtime},
             "status": {"phase": phase},
         }
     )

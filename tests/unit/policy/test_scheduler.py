@@ -64,6 +64,19 @@ def test_a_gang_takes_whole_nodes_of_one_pool_leader_first() -> None:
     ]
 
 
+def test_a_gang_is_never_placed_on_a_cluster_whose_runtime_runs_single_nodes() -> None:
+    pools = [pool("two", "laptop", nodes=2), pool("two-k8s", "k8s", nodes=2)]
+    clusters = [cluster("laptop", runtime="process"), cluster("k8s")]
+    assert bound(planner(clusters, pools).place(demand(deployment(count=8, nodes=2)))).pool == (
+        "two-k8s"
+    )
+    alone = planner(clusters[:1], pools[:1]).place(demand(deployment(count=8, nodes=2)))
+    assert isinstance(alone, decisions.Unschedulable)
+    assert dict(alone.reasons) == {"run single-node replicas only (runtime process)": 1}
+    single = planner(clusters[:1], pools[:1]).place(demand(deployment(count=8)))
+    assert bound(single).pool == "two", "a single-node replica still goes there"
+
+
 def test_several_requests_on_one_node_get_distinct_devices() -> None:
     dep = deployment(count=2)
     two = dep.spec.resources.model_copy(

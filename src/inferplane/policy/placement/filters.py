@@ -1,6 +1,7 @@
 """The filters, in the order a replica meets them, each with the reason it gives.
 
-Clusters first (selector, Ready, not cordoned), then pools: spot, price, gang size, device
+Clusters first (selector, Ready, not cordoned, a runtime that runs gangs when the replica is
+one), then pools: spot, price, gang size, device
 selectors, whether an empty node could hold the replica at all, and last whether one can now.
 Everything before the last is static for a (demand shape, pool shape) pair and memoised, so
 ten thousand replicas of a few shapes pay for a few verdicts.
@@ -23,14 +24,20 @@ class Stage(IntEnum):
     SELECTOR = 0
     NOT_READY = 1
     CORDONED = 2
-    NO_POOLS = 3
-    SPOT = 4
-    PRICE = 5
-    GANG = 6
-    DEVICES = 7
-    NODE_SIZE = 8
-    FULL = 9
-    FITS = 10
+    RUNTIME = 3
+    NO_POOLS = 4
+    SPOT = 5
+    PRICE = 6
+    GANG = 7
+    DEVICES = 8
+    NODE_SIZE = 9
+    FULL = 10
+    FITS = 11
+
+
+SINGLE_NODE_RUNTIMES = frozenset({"process"})
+"""Runtimes that run single-node replicas only: a gang is never placed on their clusters (the
+process runtime's engines are processes of one host's agent)."""
 
 
 def reason(stage: Stage, shape: demands.Shape, detail: str = "") -> str:
@@ -39,6 +46,7 @@ def reason(stage: Stage, shape: demands.Shape, detail: str = "") -> str:
         Stage.SELECTOR: "did not match the cluster selector",
         Stage.NOT_READY: "were not Ready",
         Stage.CORDONED: "were cordoned",
+        Stage.RUNTIME: f"run single-node replicas only (runtime {detail or 'process'})",
         Stage.NO_POOLS: "had no pools",
         Stage.SPOT: "had only spot pools (allowSpot is false)",
         Stage.PRICE: f"had no pool within ${shape.max_price or 0:.2f}/h per replica",
@@ -58,7 +66,11 @@ def cluster_stage(cluster: fleet.Cluster, shape: demands.Shape) -> Stage | None:
     why = state.schedulable(cluster)
     if why == "cordoned":
         return Stage.CORDONED
-    return Stage.NOT_READY if why == "not-ready" else None
+    if why == "not-ready":
+        return Stage.NOT_READY
+    if shape.nodes > 1 and cluster.spec.runtime in SINGLE_NODE_RUNTIMES:
+        return Stage.RUNTIME
+    return None
 
 
 @dataclass(frozen=True)

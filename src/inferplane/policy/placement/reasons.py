@@ -36,7 +36,8 @@ def cluster_reason(
     """The furthest stage any of the cluster's pools reached, its detail, selector errors."""
     stage = filters.cluster_stage(cluster, shape)
     if stage is not None:
-        return stage, "", ()
+        detail = cluster.spec.runtime if stage is filters.Stage.RUNTIME else ""
+        return stage, detail, ()
     if not pools:
         return filters.Stage.NO_POOLS, "", ()
     verdicts = [filters.pool_verdict(pool, shape) for pool in pools]
