@@ -92,7 +92,11 @@ class Agent:
         self.load_sender = loadsender.LoadSender()
         # The join writes spec.runtime: the runtime this agent runs, never a fixed one.
         self.membership = membership.Membership(
-            settings.cluster, dict(settings.labels), pools, runtime=runtime.kind
+            settings.cluster,
+            dict(settings.labels),
+            pools,
+            runtime=runtime.kind,
+            runtime_version=runtime.version(),
         )
         self.tokens = tokens.EngineTokens(self._make_client)
         self._waiting: dict[str, str] = {}

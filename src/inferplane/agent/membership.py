@@ -1,7 +1,8 @@
 """The agent's place in the fleet: its Cluster and Pools, and the heartbeat that keeps the
 cluster Ready.
 
-The heartbeat writes facts only (status.lastHeartbeatTime and agentVersion): the cluster's
+The heartbeat writes facts only (status.lastHeartbeatTime, agentVersion and the runtime's
+runtimeVersion): the cluster's
 phase has one writer, the control plane's cluster controller (`policy.clusters.assess`),
 which also shows a cordon as phase Cordoned.
 
@@ -40,6 +41,8 @@ class Membership:
     labels: dict[str, str]
     pools: list[discovery.PoolPlan]
     runtime: str = "process"
+    runtime_version: str | None = None
+    """What the runtime said of its version, written as status.runtimeVersion."""
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     joined: bool = False
 
@@ -96,6 +99,8 @@ class Membership:
             "lastHeartbeatTime": self.clock().isoformat(),
             "agentVersion": inferplane.__version__,
         }
+        if self.runtime_version:
+            status["runtimeVersion"] = self.runtime_version
         return client.patch("Cluster", self.cluster, {"status": status}, subresource="status")
 
     def run(

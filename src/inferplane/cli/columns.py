@@ -142,6 +142,7 @@ COLUMNS: dict[str, list[Column]] = {
         Column("CORDONED", at("spec.cordoned"), wide=True),
         Column("HEARTBEAT", age_at("status.lastHeartbeatTime"), wide=True),
         Column("AGENT", at("status.agentVersion"), wide=True),
+        Column("RUNTIME-VERSION", at("status.runtimeVersion"), wide=True),
         AGE,
     ],
     "Pool": [

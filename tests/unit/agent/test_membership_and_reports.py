@@ -37,12 +37,21 @@ def test_joining_creates_the_cluster_and_its_pools() -> None:
     assert "phase" not in cluster["status"], "the phase is the cluster controller's to write"
     assert cluster["status"]["lastHeartbeatTime"] == NOW.isoformat()
     assert cluster["status"]["agentVersion"]
+    assert "runtimeVersion" not in cluster["status"], "a runtime that cannot tell says nothing"
     pool = api.find("Pool", "eu-1-h100")
     assert pool is not None
     assert pool["spec"] == {"nodeCount": 2, "pricePerHour": 98.0, "cluster": "eu-1"}
     assert pool["metadata"]["labels"] == {membership.CLUSTER_LABEL: "eu-1"}
     assert pool["status"] == {"readyNodes": 2}
     assert api.find("Pool", "eu-1-cpu") is not None
+
+
+def test_the_heartbeat_reports_the_runtimes_version() -> None:
+    api = fake.FakeResourceApi()
+    told = membership.Membership("eu-1", {}, [], runtime_version="Slurm 23.11.4", clock=lambda: NOW)
+    told.heartbeat(client_of(api))
+    cluster = api.find("Cluster", "eu-1")
+    assert cluster is not None and cluster["status"]["runtimeVersion"] == "Slurm 23.11.4"
 
 
 def test_joining_keeps_what_the_platform_team_set_and_leaves_the_phase_alone() -> None:
@@ -146,6 +155,9 @@ class FakeRuntime:
     """A runtime that runs nothing: it records what it is asked, as the Runtime seam allows."""
 
     kind = "fake"
+
+    def version(self) -> str | None:
+        return "fake 1.0"
 
     def __init__(self) -> None:
         self.replicas: dict[str, base.Replica] = {}

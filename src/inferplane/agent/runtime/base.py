@@ -221,6 +221,10 @@ class Runtime(Protocol):
     def kind(self) -> str:
         """Its name in the registry and in a Cluster's `spec.runtime`, e.g. process."""
 
+    def version(self) -> str | None:
+        """The version of what runs the engines (the Kubernetes server, Slurm, Ray, the host's
+        kernel), for the Cluster's status.runtimeVersion; None when it cannot tell."""
+
     def launch_for(self, replica: Replica) -> Launch:
         """The launch that runs `replica` here, without its engine token (the agent adds it).
         Raises recipes.LaunchError or sources.SourceError when the replica cannot run on this

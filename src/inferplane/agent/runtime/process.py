@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import platform
 import signal
 import time
 from collections.abc import Callable, Mapping
@@ -123,6 +124,10 @@ class ProcessRuntime:
     @property
     def kind(self) -> str:
         return KIND
+
+    def version(self) -> str | None:
+        """The host's kernel: what runs this runtime's engines."""
+        return f"{platform.system()} {platform.release()}".strip() or None
 
     # -- paths ------------------------------------------------------------------------------
 

@@ -105,3 +105,9 @@ def test_the_agent_fails_a_multi_node_replica_saying_why(tmp_path: Path) -> None
     assert stored["status"]["message"] == (
         "the process runtime runs single-node replicas; this one needs 2 nodes"
     )
+
+
+def test_the_process_runtimes_version_is_the_hosts_kernel(tmp_path: Path) -> None:
+    import platform
+
+    assert runtime(tmp_path).version() == f"{platform.system()} {platform.release()}"
