@@ -124,10 +124,14 @@ def test_component_roles_only_in_the_system_namespace(control: ControlProcess) -
         body = apikey("z", "team-a", "viewer")
         body["spec"]["cluster"] = "plane-a"
         viewer_cluster = admin.post(path("apikeys", "team-a"), json=body)
+        edge = apikey("edge-plane-a", SYSTEM, "gateway")
+        edge["spec"]["cluster"] = "plane-a"  # a plane edge's key: its tunnel carries plane-a
+        edge_key = admin.post(path("apikeys", SYSTEM), json=edge)
     for answer, field in ((tenant, "spec.role"), (unnamed, "spec.cluster")):
         assert answer.status_code == 422, answer.text
         assert answer.json()["details"]["causes"][0]["field"] == field
     assert viewer_cluster.status_code == 422
+    assert edge_key.status_code == 201, edge_key.text
 
 
 def test_an_agent_writes_only_its_own_cluster_pools_and_replicas(

@@ -65,7 +65,9 @@ class ApiKeySpec(meta.Model):
     writes usage) or join (only exchanges itself for an agent key at POST /join)."""
     cluster: meta.DnsLabel | None = None
     """The cluster an agent key speaks for (required for role agent); on a join key, the only
-    cluster it may join (unset: any cluster that has no agent key yet)."""
+    cluster it may join (unset: any cluster that has no agent key yet); on a gateway key, the
+    plane whose edge it is: a tunnel it opens to a global gateway carries that cluster's
+    traffic (docs/gateway.md#plane-edges-and-tunnels)."""
     description: str = ""
     """What or who the key is for."""
     tokenHash: Annotated[str, AfterValidator(check_sha256_hex)] | None = None

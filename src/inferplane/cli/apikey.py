@@ -122,7 +122,8 @@ def create(
     cluster: Annotated[
         str | None,
         typer.Option(
-            help="The cluster an agent key speaks for, or the only one a join key may join.",
+            help="The cluster an agent key speaks for, the only one a join key may join, or "
+            "the plane a gateway key is the edge of (its tunnel carries that plane's traffic).",
             show_default=False,
         ),
     ] = None,

@@ -80,6 +80,33 @@ def gateway(
             show_default=False,
         ),
     ] = None,
+    plane: Annotated[
+        str | None,
+        typer.Option(
+            help="Be the edge of this cluster's plane: route only to its engines (the plane-"
+            "local gateway, run inside the plane).",
+            show_default=False,
+        ),
+    ] = None,
+    tunnel_to: Annotated[
+        str | None,
+        typer.Option(
+            help="With --plane: keep a tunnel to this global gateway (ws:// or wss://HOST:PORT, "
+            "its --tunnel-port) and carry its traffic to this plane's engines, so the plane "
+            "needs no inbound port. --token must be a gateway key naming the cluster.",
+            show_default=False,
+        ),
+    ] = None,
+    tunnel_port: Annotated[
+        int | None,
+        typer.Option(
+            help="Accept plane edges' tunnels on this port (same --host and TLS as the API): "
+            "a plane whose edge is connected is reached through its tunnel.",
+            min=0,
+            max=65535,
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Serve the OpenAI API (chat, completions, embeddings, models) and KServe V2 in front of
     every Service of the fleet: API keys, rate limits and budgets, weighted splits, cache-
@@ -95,6 +122,8 @@ def gateway(
     inferplane gateway --control https://cp.example.com --token $TOKEN --region eu-west
     inferplane gateway --config services.yaml --state-dir /tmp/gw
     inferplane gateway --host 0.0.0.0 --port 443 --tls-cert pki/gw.example.com.crt --tls-key pki/gw.example.com.key --control https://cp.example.com:8470 --ca-bundle pki/ca.crt
+    inferplane gateway --host 0.0.0.0 --tunnel-port 8471 --control https://cp.example.com --token $GW
+    inferplane gateway --plane eu-1 --tunnel-to wss://gw.example.com:8471 --control https://cp.example.com --token $EDGE
     curl localhost:8080/v1/chat/completions -H "Authorization: Bearer $KEY" -d '{"model": "demo", "messages": [{"role": "user", "content": "hi"}]}'
     """  # noqa: E501
     from inferplane import logs
@@ -108,6 +137,13 @@ def gateway(
                 "error: give a fleet-admin token with --token or $INFERPLANE_TOKEN", err=True
             )
             raise typer.Exit(1)
+    if tunnel_to is not None and (plane is None or not token):
+        typer.echo("error: --tunnel-to needs --plane and --token (a gateway key naming the"
+                   " cluster)", err=True)  # fmt: skip
+        raise typer.Exit(1)
+    if tunnel_to is not None and not tunnel_to.startswith(("ws://", "wss://")):
+        typer.echo(f"error: --tunnel-to {tunnel_to!r} is not a ws:// or wss:// URL", err=True)
+        raise typer.Exit(1)
     server_tls = options.server_tls(tls_cert, tls_key)
     control_tls = options.client_tls(ca_bundle, client_cert, client_key)
     upstream_ca = options.ca_file(upstream_ca_bundle, "--upstream-ca-bundle")
@@ -128,6 +164,9 @@ def gateway(
         upstream_ca=upstream_ca,
         allow_secret_env=frozenset(allow_secret_env or ()),
         allow_secret_file=frozenset(allow_secret_file or ()),
+        plane=plane,
+        tunnel_to=tunnel_to,
+        tunnel_port=tunnel_port,
     )
     process.run(settings)
 

@@ -55,8 +55,8 @@ def _apikey_scope(obj: meta.Resource[Any, Any]) -> list[errors.Cause]:
         return [errors.Cause("spec.role", f"role {role} is only valid in {auth.SYSTEM_NAMESPACE}")]
     if role == "agent" and not cluster:
         return [errors.Cause("spec.cluster", "an agent key must name the cluster it speaks for")]
-    if cluster and role not in ("agent", "join"):
-        why = f"only agent and join keys name a cluster, not {role}"
+    if cluster and role not in ("agent", "join", "gateway"):
+        why = f"only agent, join and gateway keys name a cluster, not {role}"
         return [errors.Cause("spec.cluster", why)]
     return []
 

@@ -46,6 +46,8 @@ PREFIX = "inferplane_gateway_"
 TENANT_LABEL = "service"
 """The label ("namespace/name", or "-" for a request that reached no Service) that makes a
 series a tenant's; the endpoint and fallback-target labels only ever stand beside it."""
+FLEET_LABEL = "cluster"
+"""The label that makes a series the fleet operator's: shown to a fleet key only."""
 FLEET = "*"
 """The scope of a fleet key: every series (no namespace is named "*")."""
 
@@ -166,6 +168,17 @@ class GatewayMetrics:
             ("service",),
             gauge=True,
         )
+        self.tunnels = Count(
+            "tunnels",
+            "Plane edges' tunnels connected to this gateway, per cluster.",
+            ("cluster",),
+            gauge=True,
+        )
+        self.tunnel_streams = Count(
+            "tunnel_streams_total",
+            "Connections to a plane's engines carried through its tunnel.",
+            ("cluster",),
+        )
         self.table_age = Count(
             "routing_table_age_seconds",
             "Seconds since the last change heard from the control plane (grows while it is down).",
@@ -177,9 +190,11 @@ class GatewayMetrics:
         """Without a scope the families with a service label are left out, not shown empty:
         the anonymous page lists only what it can show."""
         for metric in vars(self).values():
-            if isinstance(metric, Count | Spread) and (
-                scope is not None or TENANT_LABEL not in metric.labels
-            ):
+            if not isinstance(metric, Count | Spread):
+                continue
+            if FLEET_LABEL in metric.labels and scope != FLEET:
+                continue  # the fleet's planes are the operator's to see, not a tenant's
+            if scope is not None or TENANT_LABEL not in metric.labels:
                 yield metric.family(scope)
 
     def render(self, scope: str | None) -> bytes:

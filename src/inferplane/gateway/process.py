@@ -15,6 +15,7 @@ import os
 import re
 import signal
 import socket
+import ssl
 import sys
 import threading
 import time
@@ -36,6 +37,8 @@ from inferplane.gateway.accesslog import AccessLog
 from inferplane.gateway.app import GatewayApp
 from inferplane.gateway.sync import TableSync, write_atomically
 from inferplane.gateway.table import NsName, Object
+from inferplane.gateway.tunnel.edge import Edge
+from inferplane.gateway.tunnel.hub import PATH, TunnelHub
 from inferplane.gateway.wire.server import serve
 from inferplane.policy import quotas
 
@@ -69,6 +72,12 @@ class GatewaySettings:
     """Environment variables an Endpoint's apiKeySecretRef may name; none by default."""
     allow_secret_file: frozenset[str] = frozenset()
     """Files an Endpoint's apiKeySecretRef may name; none by default."""
+    plane: str | None = None
+    """Be this cluster's plane gateway: route to its engines only."""
+    tunnel_to: str | None = None
+    """A plane gateway's tunnel to a global gateway (ws:// or wss:// URL)."""
+    tunnel_port: int | None = None
+    """Accept plane edges' tunnels on this port."""
 
 
 def run(settings: GatewaySettings) -> None:
@@ -98,6 +107,7 @@ async def _main(settings: GatewaySettings) -> None:
     sync = TableSync(loop, app.set_table, settings.state_dir)
     sync.objects.allow_env = settings.allow_secret_env
     sync.objects.allow_file = settings.allow_secret_file
+    sync.objects.plane = settings.plane
     tasks: list[asyncio.Task[None]] = []
     usage_path = settings.state_dir / USAGE_FILE if settings.state_dir else None
     _restore_usage(app, usage_path)
@@ -138,6 +148,9 @@ async def _main(settings: GatewaySettings) -> None:
         source=settings.control or "config",
         region=settings.region or "-",
     )
+    hub = await _accept_tunnels(app, settings, context)
+    if settings.tunnel_to is not None:
+        tasks.append(loop.create_task(_edge(app, settings).run()))
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
@@ -153,10 +166,42 @@ async def _main(settings: GatewaySettings) -> None:
         await asyncio.sleep(0.05)
     for task in (saver, scraper, *tasks):
         task.cancel()
+    if hub is not None:
+        await hub.stop()
     sync.stop()
     _save_usage(app, usage_path)
     app.access_log.flush()
     app.upstreams.pool.close()
+
+
+async def _accept_tunnels(
+    app: GatewayApp, settings: GatewaySettings, context: ssl.SSLContext | None
+) -> TunnelHub | None:
+    """With --tunnel-port: accept plane edges, and dial their planes' engines through them."""
+    if settings.tunnel_port is None:
+        return None
+    pool = app.upstreams.pool
+    hub = TunnelHub(
+        lambda token: app.table.edge_of(token, time.time()), app.metrics, pool.drop_cluster
+    )
+    port = await hub.start(settings.host, settings.tunnel_port, context)
+    pool.dialer = hub
+    scheme = "wss" if context is not None else "ws"
+    logs.event(log, "tunnels accepted", address=f"{scheme}://{settings.host}:{port}{PATH}")
+    return hub
+
+
+def _edge(app: GatewayApp, settings: GatewaySettings) -> Edge:
+    """With --plane and --tunnel-to: the plane's end of the tunnel, to its own engines only."""
+    assert settings.tunnel_to is not None and settings.plane is not None
+    context = ssl.create_default_context()
+    if settings.upstream_ca is not None:
+        tls.trust(context, settings.upstream_ca)
+
+    def allowed(host: str, port: int) -> bool:
+        return (host, port) in app.table.engine_addresses
+
+    return Edge(settings.tunnel_to, settings.token or "", settings.plane, allowed, tls=context)
 
 
 def _access_log_stream(target: str | None) -> IO[bytes] | None:

@@ -8,6 +8,7 @@ the request path reads plain dictionaries and never sees a half-applied update.
 from __future__ import annotations
 
 import functools
+import hashlib
 import logging
 import os
 from dataclasses import dataclass, field
@@ -97,6 +98,26 @@ class Table:
     """Each namespace's Quotas as (subject, limits)."""
     usage: dict[str, tuple[int, float, float]] = field(default_factory=dict)
     """What the control plane says each key and Quota used: (tokens, cost, period start)."""
+    edges: dict[str, tuple[str, float | None]] = field(default_factory=dict)
+    """Gateway keys that name a cluster, by the SHA-256 hex of the token: the plane whose
+    edge may carry that plane's traffic through a tunnel to this gateway, and when the key
+    expires (epoch seconds; None never)."""
+
+    def edge_of(self, token: str, now: float) -> str | None:
+        """The cluster a tunnel authenticated by `token` may carry, or None."""
+        found = self.edges.get(hashlib.sha256(token.encode()).hexdigest())
+        if found is None or (found[1] is not None and found[1] <= now):
+            return None
+        return found[0]
+
+    @functools.cached_property
+    def engine_addresses(self) -> frozenset[tuple[str, int]]:
+        """(host, port) of every replica's engine in the table, for an edge to check a target."""
+        return frozenset(
+            (e.origin.host, e.origin.port)
+            for e in self.endpoints_by_name.values()
+            if not e.external
+        )
 
     @functools.cached_property
     def ready(self) -> frozenset[NsName]:
@@ -121,6 +142,8 @@ class Objects:
         """Environment variables an Endpoint may name (the operator's `--allow-secret-env`)."""
         self.allow_file: frozenset[str] = frozenset()
         """Files an Endpoint may name (`--allow-secret-file`)."""
+        self.plane: str | None = None
+        """A plane gateway's cluster (`--plane`): only that cluster's engines are routed."""
 
     def wanted_secrets(self) -> dict[NsName, str]:
         """Secrets that Endpoints reference and whose values are not read at their current
@@ -209,6 +232,8 @@ def build(objects: Objects) -> Table:
             table.services_by_name[(entry.namespace, entry.name)] = entry
     grouped: dict[NsName, list[EndpointEntry]] = {}
     for obj in objects.by_kind["Endpoint"].values():
+        if objects.plane is not None and not _in_plane(obj, objects.plane):
+            continue
         if (endpoint := _endpoint(obj, objects)) is not None:
             table.endpoints_by_name[(endpoint.namespace, endpoint.name)] = endpoint
             if endpoint.deployment is not None and not endpoint.external:
@@ -216,6 +241,13 @@ def build(objects: Objects) -> Table:
     table.endpoints.update({k: tuple(sorted(v, key=lambda e: e.name)) for k, v in grouped.items()})
     for obj in objects.by_kind["ApiKey"].values():
         key = _parse(apikeys.ApiKey, obj)
+        if (
+            key is not None
+            and key.spec.tokenHash
+            and key.spec.role == "gateway"
+            and key.spec.cluster
+        ):
+            table.edges[key.spec.tokenHash] = (key.spec.cluster, _epoch(key.spec.expiresAt))
         # The fleet's own identities (agents, gateways, join keys) are not inference clients.
         if key is not None and key.spec.tokenHash and key.spec.role not in apikeys.SYSTEM_ROLES:
             key_entry = KeyEntry(
@@ -262,6 +294,11 @@ def _parse(model: type[M], obj: Object) -> M | None:
         return None
 
 
+def _in_plane(obj: Object, plane: str) -> bool:
+    spec = obj.get("spec") or {}
+    return not spec.get("external") and spec.get("cluster") == plane
+
+
 def _endpoint(obj: Object, objects: Objects) -> EndpointEntry | None:
     endpoint = _parse(services.Endpoint, obj)
     if endpoint is None:
@@ -293,7 +330,7 @@ def _endpoint(obj: Object, objects: Objects) -> EndpointEntry | None:
     return EndpointEntry(
         ns,
         name,
-        Origin.parse(spec.url),
+        Origin.parse(spec.url, cluster="" if spec.external else spec.cluster or ""),
         spec.deployment,
         spec.external,
         spec.region,

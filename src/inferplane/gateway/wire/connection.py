@@ -24,6 +24,9 @@ class Origin:
     tls: bool = False
     base_path: bytes = b""
     """Path prefix of the upstream's API root, e.g. b'/openai' for https://x/openai."""
+    cluster: str = ""
+    """The plane of a replica's engine ('' for an external upstream): while that plane's edge
+    keeps a tunnel up, connections go through it (gateway/tunnel)."""
 
     def __hash__(self) -> int:
         return self._hash
@@ -31,7 +34,7 @@ class Origin:
     @functools.cached_property
     def _hash(self) -> int:
         """Made once: an origin keys the connection pool on every request."""
-        return hash((self.host, self.port, self.tls, self.base_path))
+        return hash((self.host, self.port, self.tls, self.base_path, self.cluster))
 
     @functools.cached_property
     def host_header(self) -> bytes:
@@ -41,12 +44,12 @@ class Origin:
         return text.encode()
 
     @classmethod
-    def parse(cls, url: str) -> Origin:
+    def parse(cls, url: str, *, cluster: str = "") -> Origin:
         parsed = httptools.parse_url(url.encode())
         tls = parsed.schema == b"https"
         port = parsed.port or (443 if tls else 80)
         base = (parsed.path or b"").rstrip(b"/")
-        return cls(parsed.host.decode(), port, tls, base)
+        return cls(parsed.host.decode(), port, tls, base, cluster)
 
 
 class UpstreamError(Exception):

@@ -13,6 +13,7 @@ import ssl
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Protocol
 
 from inferplane import tls
 from inferplane.gateway.wire.connection import Conn, Origin, UpstreamError, wait
@@ -125,10 +126,19 @@ class Exchange:
             self._pool.give_back(self._conn)
 
 
+class Dialer(Protocol):
+    """Another way to an origin than TCP (a plane's tunnel): a connection, or None when it
+    has none to that origin."""
+
+    async def dial(self, origin: Origin, timeout: float) -> Conn | None: ...
+
+
 class Pool:
     """Idle keep-alive connections per origin, most recently used first."""
 
     def __init__(self, *, max_idle_per_origin: int = 256) -> None:
+        self.dialer: Dialer | None = None
+        """Tried before TCP for an origin in a plane (Origin.cluster set)."""
         self._idle: dict[Origin, list[Conn]] = {}
         self._max_idle = max_idle_per_origin
         # https:// upstreams: certificate and host name verified against the system's CAs.
@@ -190,6 +200,10 @@ class Pool:
         return None
 
     async def _connect(self, origin: Origin, timeout: float) -> Conn:
+        if origin.cluster and self.dialer is not None:
+            tunneled = await self.dialer.dial(origin, timeout)
+            if tunneled is not None:
+                return tunneled
         loop = asyncio.get_running_loop()
         context = self._tls if origin.tls else None  # not `tls`: that is the module
         try:
@@ -232,6 +246,11 @@ class Pool:
         for origin in [o for o in self._idle if o not in keep]:
             for conn in self._idle.pop(origin):
                 conn.close()
+
+    def drop_cluster(self, cluster: str) -> None:
+        """Close idle connections to a plane's engines: the next ones take the new way there
+        (its tunnel came up)."""
+        self.drop({o for o in self._idle if o.cluster != cluster})
 
     def close(self) -> None:
         self.drop(set())
