@@ -11,7 +11,7 @@ VLLM_PIP_ARGS ?=
 # the gateways bench/gateway_overhead.py measures ours against, each in a venv of its own there
 BENCH_CACHE ?= $(HOME)/.cache/inferplane-bench
 
-.PHONY: run test lint typecheck unit postgres-server clean bench-peers
+.PHONY: run test lint typecheck unit postgres-server slurm clean bench-peers
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,8 +22,8 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(VENV)/bin/inferplane up
 
-## test: lint, type check and the full test suite (installs PostgreSQL from Debian if missing)
-test: $(STAMP) postgres-server lint typecheck
+## test: lint, type check and the full test suite (installs PostgreSQL and Slurm from Debian if missing)
+test: $(STAMP) postgres-server slurm lint typecheck
 	$(VENV)/bin/pytest -q
 
 ## bench-peers: vLLM's CPU build in $(VLLM_VENV) for bench/engine_serving.py (once; ~3 min, 3.5 GB),
@@ -48,6 +48,16 @@ postgres-server:
 		echo "installing postgresql from Debian's packages"; \
 		$(SUDO) apt-get update -q && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q postgresql; \
+	fi
+
+# The slurm runtime's tests start their own munged, slurmctld and slurmd from Debian's packages.
+slurm:
+	@if [ -x /usr/sbin/slurmctld ] || command -v slurmctld >/dev/null 2>&1; then \
+		echo "slurm: $$(/usr/sbin/slurmd -V 2>/dev/null || echo installed)"; \
+	else \
+		echo "installing slurm-wlm and munge from Debian's packages"; \
+		$(SUDO) apt-get update -q && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q slurm-wlm munge; \
 	fi
 
 clean:

@@ -2,7 +2,7 @@
 
 Each entry builds its runtime from what `inferplane agent` was told (`RuntimeOptions`); an
 agent runs the one its Cluster names (`choice`). Adding a runtime is adding an entry here once
-it is implemented: a kind the schema allows but no entry builds (kubernetes, today) is refused
+it is implemented: a kind the schema allows but no entry builds is refused
 with the kinds this agent has, never replaced by another.
 """
 
@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from inferplane.agent import discovery
-from inferplane.agent.runtime import base, process
+from inferplane.agent.runtime import base, process, slurm
 from inferplane.api import fleet
 
 
@@ -54,8 +54,8 @@ def _process(options: RuntimeOptions) -> base.Runtime:
     return process.ProcessRuntime(settings)
 
 
-RUNTIMES: Mapping[str, Factory] = {process.KIND: _process}
-DISCOVERY: Mapping[str, Discover] = {}
+RUNTIMES: Mapping[str, Factory] = {process.KIND: _process, slurm.KIND: slurm.build}
+DISCOVERY: Mapping[str, Discover] = {slurm.KIND: slurm.discover}
 SECTIONS: Mapping[str, str] = {"kubernetes": "kubernetes", "slurm": "slurm", "ray": "ray"}
 """Runtime → the field of ClusterSpec holding its settings."""
 
