@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,6 +62,10 @@ class AgentSettings:
     load_seconds: float = 5.0
     drain_grace_seconds: float = 30.0
     """How long a stopping engine may drain before it is killed."""
+    deregistration_seconds: float = 2.0
+    """How long an engine the agent is to stop keeps serving first: its Endpoint is gone from
+    the control plane already, and gateways that have not heard yet still send it requests
+    (a replacement's Endpoint may not be routable yet either)."""
     stop_engines_on_exit: bool = True
     """False leaves engines running when the agent exits, for the next agent to adopt."""
     tls: tls.ClientTLS | None = None
@@ -99,6 +104,8 @@ class Agent:
             runtime_version=runtime.version(),
         )
         self.tokens = tokens.EngineTokens(self._make_client)
+        self._deregistering: dict[str, float] = {}
+        """Engines to stop once their deregistration delay is over (monotonic deadline)."""
         self._waiting: dict[str, str] = {}
         """Replicas whose engine waits for its token, and why (logged once per reason)."""
         self._launched: dict[str, int | None] = {}
@@ -157,7 +164,11 @@ class Agent:
             failed={name: generation for name, (generation, _) in self._failed.items()},
             releasing=self.reporter.releasing(),
         )
-        for action in reconcile.decide(view, cluster=self.settings.cluster):
+        actions = reconcile.decide(view, cluster=self.settings.cluster)
+        stopping = {a.name for a in actions if isinstance(a, reconcile.Stop)}
+        for name in [n for n in self._deregistering if n not in stopping]:
+            del self._deregistering[name]  # no longer to stop: its delay starts over if it is
+        for action in actions:
             try:
                 self._carry_out(action, objects)
             except Exception:
@@ -181,6 +192,8 @@ class Agent:
         if isinstance(action, reconcile.Start):
             self._start(name, objects[name])
         elif isinstance(action, reconcile.Stop):
+            if not self._deregistered(name, action.reason):
+                return
             logs.event(log, "stopping replica", replica=name, reason=action.reason)
             self.runtime.stop(name, grace=self.settings.drain_grace_seconds)
             self._launched.pop(name, None)
@@ -188,6 +201,23 @@ class Agent:
             self._recheck(name, objects[name])
         elif isinstance(action, reconcile.Release):
             self.reporter.release(name, objects[name])
+
+    def _deregistered(self, name: str, reason: str) -> bool:
+        """Whether the engine has served out its deregistration delay and may be stopped; the
+        first time it is asked, the delay starts (the loop asks again every pass)."""
+        delay = self.settings.deregistration_seconds
+        if delay <= 0:
+            return True
+        now = time.monotonic()
+        deadline = self._deregistering.get(name)
+        if deadline is None:
+            self._deregistering[name] = now + delay
+            logs.event(log, "replica deregistering", replica=name, reason=reason, delay=delay)
+            return False
+        if now < deadline:
+            return False
+        del self._deregistering[name]
+        return True
 
     def _start(self, name: str, obj: Object) -> None:
         generation = obj["metadata"].get("generation")

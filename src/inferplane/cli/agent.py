@@ -75,6 +75,14 @@ def agent(
     drain_grace: Annotated[
         float, typer.Option(help="Seconds a stopping engine may drain before it is killed.")
     ] = 30.0,
+    deregistration_delay: Annotated[
+        float,
+        typer.Option(
+            help="Seconds an engine to be stopped keeps serving before its drain starts, while "
+            "gateways learn that its Endpoint is gone (0: drain at once).",
+            min=0,
+        ),
+    ] = 2.0,
     keep_engines_on_exit: Annotated[
         bool,
         typer.Option(
@@ -117,6 +125,7 @@ def agent(
         heartbeat_seconds=heartbeat,
         load_seconds=load_interval,
         drain_grace_seconds=drain_grace,
+        deregistration_seconds=deregistration_delay,
         stop_engines_on_exit=not keep_engines_on_exit,
         tls=client_tls,
     )

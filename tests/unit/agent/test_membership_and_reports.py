@@ -7,6 +7,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from inferplane import client as api_client
 from inferplane.agent import agent, discovery, membership, reconcile, reporter
 from inferplane.agent.runtime import base
@@ -203,7 +205,9 @@ UID = "0b6f2a4e-1c3d-4e5f-8a9b-0c1d2e3f4a5b"
 ENGINE_TOKEN = f"engine-{UID}"
 
 
-def test_one_agent_loop_starts_reports_drains_and_releases(tmp_path: Path) -> None:
+def test_one_agent_loop_starts_reports_drains_and_releases(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     runtime = FakeRuntime()
     h100 = discovery.PoolPlan(
         "h100", {"nodeCount": 2}, {"gpu": ["GPU-a", "GPU-b", "GPU-c", "GPU-d"]}
@@ -238,7 +242,15 @@ def test_one_agent_loop_starts_reports_drains_and_releases(tmp_path: Path) -> No
 
     deleting = {**obj, "metadata": {**obj["metadata"], "deletionTimestamp": NOW.isoformat()}}
     plane.cache.apply(api_client.WatchEvent("MODIFIED", deleting))
-    plane.step()  # stop asked: Draining
+    clock = [1000.0]
+    monkeypatch.setattr(agent.time, "monotonic", lambda: clock[0])
+    plane.step()  # deregistering: the engine serves on while gateways learn it is gone
+    assert runtime.stopping == set()
+    clock[0] += settings.deregistration_seconds - 0.1
+    plane.step()
+    assert runtime.stopping == set()
+    clock[0] += 0.2
+    plane.step()  # its delay is over: stop asked, Draining
     assert runtime.stopping == {"default/chat-0"}
     plane.step()  # the engine is gone: release
     assert plane.reporter.releasing() == {"default/chat-0"}
