@@ -26,6 +26,12 @@ run: $(STAMP)
 test: $(STAMP) postgres-server slurm lint typecheck
 	$(VENV)/bin/pytest -q
 
+## test-k8s: the kubernetes runtime's conformance suite against the real cluster $KUBECONFIG names
+## (tests/k8s; INFERPLANE_K8S_NAMESPACE, INFERPLANE_K8S_IMAGE override its namespace and image)
+.PHONY: test-k8s
+test-k8s: $(STAMP)
+	INFERPLANE_K8S_CONFORMANCE=1 $(VENV)/bin/pytest -q tests/k8s
+
 ## bench-peers: vLLM's CPU build in $(VLLM_VENV) for bench/engine_serving.py (once; ~3 min, 3.5 GB),
 ## and sglang-router, vllm-router and litellm under $(BENCH_CACHE) for bench/gateway_overhead.py
 bench-peers:

@@ -54,8 +54,33 @@ def _process(options: RuntimeOptions) -> base.Runtime:
     return process.ProcessRuntime(settings)
 
 
-RUNTIMES: Mapping[str, Factory] = {process.KIND: _process, slurm.KIND: slurm.build}
-DISCOVERY: Mapping[str, Discover] = {slurm.KIND: slurm.discover}
+def _kubernetes(options: RuntimeOptions) -> base.Runtime:
+    return _kubernetes_module().build(options)
+
+
+def _kubernetes_pools(options: RuntimeOptions) -> list[discovery.PoolPlan]:
+    return _kubernetes_module().discover(options)
+
+
+def _kubernetes_module() -> Any:
+    """The kubernetes runtime, imported when a Cluster asks for it: its client is an extra
+    (`pip install 'inferplane[kubernetes]'`), not something every agent needs."""
+    try:
+        from inferplane.agent.runtime import kubernetes
+    except ImportError as exc:
+        raise base.RuntimeFailure(
+            f"the kubernetes runtime needs the Kubernetes client ({exc.name} is missing):"
+            " pip install 'inferplane[kubernetes]'"
+        ) from exc
+    return kubernetes
+
+
+RUNTIMES: Mapping[str, Factory] = {
+    process.KIND: _process,
+    slurm.KIND: slurm.build,
+    "kubernetes": _kubernetes,
+}
+DISCOVERY: Mapping[str, Discover] = {slurm.KIND: slurm.discover, "kubernetes": _kubernetes_pools}
 SECTIONS: Mapping[str, str] = {"kubernetes": "kubernetes", "slurm": "slurm", "ray": "ray"}
 """Runtime → the field of ClusterSpec holding its settings."""
 

@@ -69,9 +69,9 @@ def test_runtime_for_builds_and_remembers_the_clusters_runtime(tmp_path: Path) -
 
 def test_runtime_for_refuses_a_runtime_this_agent_lacks(tmp_path: Path) -> None:
     api = fake.FakeResourceApi()
-    api.add(cluster(runtime="kubernetes"))
+    api.add(cluster(runtime="nomad"))
     options = registry.RuntimeOptions(tmp_path)
-    with pytest.raises(registry.UnknownRuntime, match=r"spec\.runtime 'kubernetes'"):
+    with pytest.raises(registry.UnknownRuntime, match=r"spec\.runtime 'nomad'"):
         choice.runtime_for(client_of(api), "eu-1", tmp_path, options)
     assert choice.recall(tmp_path, "eu-1") is None  # nothing remembered that cannot run
 

@@ -10,7 +10,7 @@ from inferplane.agent.runtime import process, registry
 
 
 def test_the_kinds_are_the_implemented_runtimes() -> None:
-    assert registry.kinds() == ["process", "slurm"]
+    assert registry.kinds() == ["kubernetes", "process", "slurm"]
     assert registry.DEFAULT == "process"  # the Cluster schema's default
 
 
