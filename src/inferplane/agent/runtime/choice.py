@@ -63,7 +63,7 @@ def runtime_for(
     """The runtime the agent of `cluster` runs, built and remembered; UnknownRuntime when the
     Cluster names one this agent does not have."""
     chosen = learn(make_client, cluster, data_dir)
-    options = replace(options, settings=chosen.settings)
+    options = replace(options, cluster=cluster, settings=chosen.settings)
     runtime = registry.build(chosen.kind, options, cluster=cluster)
     remember(data_dir, cluster, chosen.kind, chosen.settings)
     logs.event(log, "runtime chosen", cluster=cluster, runtime=chosen.kind, source=chosen.source)

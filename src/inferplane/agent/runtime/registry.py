@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from inferplane.agent import discovery
-from inferplane.agent.runtime import base, process, slurm
+from inferplane.agent.runtime import base, process, rayruntime, slurm
 from inferplane.api import fleet
 
 
@@ -33,6 +33,9 @@ class RuntimeOptions:
     """Address engines listen on, and the host of their URLs (process runtime)."""
     keep_engines_on_exit: bool = False
     """Engines outlive the agent, for the next agent to adopt."""
+    cluster: str = ""
+    """The agent's Cluster: runtimes that share a scheduler between planes (a Ray cluster, a
+    Kubernetes namespace) tell their own objects apart by it."""
     settings: dict[str, Any] = field(default_factory=dict)
     """The Cluster's section for the runtime (spec.kubernetes, spec.slurm, spec.ray) as
     written; each runtime validates its own with its schema in api/fleet.py."""
@@ -79,8 +82,13 @@ RUNTIMES: Mapping[str, Factory] = {
     process.KIND: _process,
     slurm.KIND: slurm.build,
     "kubernetes": _kubernetes,
+    rayruntime.KIND: rayruntime.build,
 }
-DISCOVERY: Mapping[str, Discover] = {slurm.KIND: slurm.discover, "kubernetes": _kubernetes_pools}
+DISCOVERY: Mapping[str, Discover] = {
+    slurm.KIND: slurm.discover,
+    "kubernetes": _kubernetes_pools,
+    rayruntime.KIND: rayruntime.discover,
+}
 SECTIONS: Mapping[str, str] = {"kubernetes": "kubernetes", "slurm": "slurm", "ray": "ray"}
 """Runtime → the field of ClusterSpec holding its settings."""
 

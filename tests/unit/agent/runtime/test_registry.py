@@ -10,7 +10,7 @@ from inferplane.agent.runtime import process, registry
 
 
 def test_the_kinds_are_the_implemented_runtimes() -> None:
-    assert registry.kinds() == ["kubernetes", "process", "slurm"]
+    assert registry.kinds() == ["kubernetes", "process", "ray", "slurm"]
     assert registry.DEFAULT == "process"  # the Cluster schema's default
 
 
@@ -41,3 +41,10 @@ def test_a_runtime_this_agent_lacks_is_a_clear_error(tmp_path: Path) -> None:
         f" the runtimes it has: {', '.join(registry.kinds())}"
     )
 
+
+def test_every_runtime_the_schema_admits_is_one_this_agent_has() -> None:
+    from typing import get_args
+
+    from inferplane.api import fleet
+
+    assert sorted(get_args(fleet.RuntimeKind)) == registry.kinds()

@@ -3,7 +3,7 @@
 The agent runs where Slurm's commands work (a login node) as the user whose jobs the
 replicas are. Each replica is one job: one member per node under `srun`, the leader's address
 written back through the data dir, which must therefore be on a filesystem the compute nodes
-share (docs/runtimes-slurm.md). Modules: `script` renders the job, `queue` parses what Slurm
+share (docs/runtimes/slurm.md). Modules: `script` renders the job, `queue` parses what Slurm
 says, `commands` runs Slurm's commands, `files` holds what the job and the agent share,
 `records` the state file, `pools` the discovery, `runtime` the Runtime itself.
 """
