@@ -86,7 +86,10 @@ class Agent:
         pools: list[discovery.PoolPlan],
         *,
         make_client: Callable[[], api_client.Client] | None = None,
+        rediscover: Callable[[], list[discovery.PoolPlan]] | None = None,
     ) -> None:
+        """`rediscover`: the runtime's pool discovery, asked again every minute (None when
+        the pools are fixed: a pool file, the host)."""
         self.settings = settings
         self.runtime = runtime
         self.pools = pools
@@ -102,6 +105,7 @@ class Agent:
             pools,
             runtime=runtime.kind,
             runtime_version=runtime.version(),
+            rediscover=rediscover,
         )
         self.tokens = tokens.EngineTokens(self._make_client)
         self._deregistering: dict[str, float] = {}

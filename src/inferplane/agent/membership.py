@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -43,6 +44,13 @@ class Membership:
     runtime: str = "process"
     runtime_version: str | None = None
     """What the runtime said of its version, written as status.runtimeVersion."""
+    rediscover: Callable[[], list[discovery.PoolPlan]] | None = None
+    """The runtime's own pool discovery, asked again every `refresh_seconds`: a scheduler's
+    nodes come and go while the agent runs. None: the pools are fixed (a pool file, the
+    host)."""
+    refresh_seconds: float = 60.0
+    refreshed: float = 0.0
+    """When the pools were last discovered (monotonic)."""
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     joined: bool = False
 
@@ -68,6 +76,7 @@ class Membership:
         for plan in self.pools:
             self._join_pool(client, plan)
         self.joined = True
+        self.refreshed = time.monotonic()
         logs.event(log, "joined", cluster=self.cluster, pools=",".join(p.name for p in self.pools))
 
     def _join_pool(self, client: api_client.Client, plan: discovery.PoolPlan) -> None:
@@ -124,6 +133,7 @@ class Membership:
             while True:
                 try:
                     self.heartbeat(client)
+                    self._maybe_refresh(client)
                     if not reachable:
                         logs.event(log, "control plane reachable again", cluster=self.cluster)
                     reachable = True
@@ -135,6 +145,34 @@ class Membership:
                     self._warn("heartbeat refused", exc)
                 if stop.wait(interval):
                     return
+
+    def _maybe_refresh(self, client: api_client.Client) -> None:
+        if self.rediscover is None or time.monotonic() - self.refreshed < self.refresh_seconds:
+            return
+        self.refreshed = time.monotonic()
+        try:
+            plans = self.rediscover()
+        except Exception as exc:  # a scheduler briefly unreachable: keep the pools it had
+            self._warn("pool discovery failed", exc)
+            return
+        if plans != self.pools:
+            self.refresh(client, plans)
+
+    def refresh(self, client: api_client.Client, plans: list[discovery.PoolPlan]) -> None:
+        """Report pools discovered anew: new and changed ones written, and those whose nodes
+        are all gone kept (their replicas' allocations are the scheduler's) with readyNodes 0."""
+        known = {p.name: p for p in self.pools}
+        for plan in plans:
+            if known.get(plan.name) != plan:
+                self._join_pool(client, plan)
+        names = {p.name for p in plans}
+        for gone in [name for name in known if name not in names]:
+            pool = discovery.object_name(self.cluster, gone)
+            client.patch("Pool", pool, {"status": {"readyNodes": 0}}, subresource="status")
+            logs.event(log, "pool gone", level=logging.WARNING, cluster=self.cluster, pool=pool)
+        logs.event(log, "pools rediscovered", cluster=self.cluster,
+                   pools=",".join(p.name for p in plans))  # fmt: skip
+        self.pools = plans
 
     def _warn(self, event: str, error: object) -> None:
         logs.event(log, event, level=logging.WARNING, cluster=self.cluster, error=error)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import signal
 import threading
@@ -144,9 +145,12 @@ def agent(
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
     runtime = chosen.runtime
+    rediscover = None
+    if pool_file is None and runtime.kind in registry.DISCOVERY:
+        rediscover = functools.partial(registry.DISCOVERY[runtime.kind], chosen.options)
     stop = threading.Event()
     _stop_on_signals(stop)
-    agent_mod.Agent(settings, runtime, pools).run(stop)
+    agent_mod.Agent(settings, runtime, pools, rediscover=rediscover).run(stop)
 
 
 def _token(

@@ -56,6 +56,39 @@ def test_the_heartbeat_reports_the_runtimes_version() -> None:
     assert cluster is not None and cluster["status"]["runtimeVersion"] == "Slurm 23.11.4"
 
 
+def test_pools_discovered_anew_are_reported_and_a_vanished_one_has_no_ready_nodes() -> None:
+    api = fake.FakeResourceApi()
+    client = client_of(api)
+    found = [
+        discovery.PoolPlan("gpu", {"nodeCount": 2}),
+        discovery.PoolPlan("cpu", {"nodeCount": 1}),
+    ]
+    plane = membership.Membership(
+        "eu-1", {}, list(found), rediscover=lambda: found, refresh_seconds=0, clock=lambda: NOW
+    )
+    plane.heartbeat(client)
+    found = [discovery.PoolPlan("gpu", {"nodeCount": 3})]  # a node joined, the cpu ones left
+    plane.heartbeat(client)
+    plane._maybe_refresh(client)
+    gpu, cpu = api.find("Pool", "eu-1-gpu"), api.find("Pool", "eu-1-cpu")
+    assert gpu is not None and gpu["spec"]["nodeCount"] == 3 and gpu["status"]["readyNodes"] == 3
+    assert cpu is not None and cpu["status"]["readyNodes"] == 0, "kept, with no ready node"
+    assert plane.pools == found
+
+
+def test_a_discovery_that_fails_keeps_the_pools() -> None:
+    api = fake.FakeResourceApi()
+
+    def broken() -> list[discovery.PoolPlan]:
+        raise OSError("sinfo: cannot reach slurmctld")
+
+    plans = [discovery.PoolPlan("gpu", {"nodeCount": 2})]
+    plane = membership.Membership("eu-1", {}, list(plans), rediscover=broken, refresh_seconds=0)
+    plane.heartbeat(client_of(api))
+    plane._maybe_refresh(client_of(api))
+    assert plane.pools == plans
+
+
 def test_joining_keeps_what_the_platform_team_set_and_leaves_the_phase_alone() -> None:
     api = fake.FakeResourceApi()
     api.add(
