@@ -284,6 +284,9 @@ def _gang_lines(nodes: int) -> list[str]:
         f'  case "${LEADER_VAR}" in *:*) url_host="[${LEADER_VAR}]" ;;'
         f' *) url_host="${LEADER_VAR}" ;; esac',
         f'  export {base.GANG_LEADER_URL}="http://$url_host:${PORT_VAR}"',
+        # A worker listens beside the leader's port: members may share a host (several
+        # slurmd on one machine), and a worker's port is only ever its own node's business.
+        f'  if [ "$member_index" -gt 0 ]; then {PORT_VAR}=$(( {PORT_VAR} + member_index )); fi',
     ]
 
 
