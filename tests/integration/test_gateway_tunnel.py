@@ -101,10 +101,10 @@ def _streams(gateway: GatewayProcess) -> float:
 def test_a_request_to_the_planes_engine_goes_through_its_tunnel(planes: dict[str, Any]) -> None:
     gateway = planes["global"]
     before = _streams(gateway)
-    client = OpenAI(base_url=f"{gateway.url}/v1", api_key=KEY, max_retries=0)
-    answer = client.chat.completions.create(
-        model="chat", messages=[{"role": "user", "content": "hi"}]
-    )
+    with OpenAI(base_url=f"{gateway.url}/v1", api_key=KEY, max_retries=0) as client:
+        answer = client.chat.completions.create(
+            model="chat", messages=[{"role": "user", "content": "hi"}]
+        )
     assert answer.choices[0].message.content
     assert _streams(gateway) >= before + 1
     assert planes["stubs"]["plane"].stats()["requests"] >= 1
@@ -112,15 +112,15 @@ def test_a_request_to_the_planes_engine_goes_through_its_tunnel(planes: dict[str
 
 def test_a_stream_through_the_tunnel_arrives_whole(planes: dict[str, Any]) -> None:
     gateway = planes["global"]
-    client = OpenAI(base_url=f"{gateway.url}/v1", api_key=KEY, max_retries=0)
-    direct = OpenAI(base_url=f"{planes['stubs']['plane'].url}/v1", api_key="x", max_retries=0)
     messages: list[Any] = [{"role": "user", "content": "count"}]
 
-    def text(of: OpenAI) -> str:
-        stream = of.chat.completions.create(model="chat", messages=messages, stream=True)
-        return "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+    def text(base_url: str) -> str:
+        with OpenAI(base_url=base_url, api_key=KEY, max_retries=0) as of:
+            stream = of.chat.completions.create(model="chat", messages=messages, stream=True)
+            return "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
 
-    assert text(client) == text(direct) != ""
+    through = text(f"{gateway.url}/v1")
+    assert through == text(f"{planes['stubs']['plane'].url}/v1") != ""
 
 
 def test_the_edge_refuses_a_target_that_is_not_its_planes_engine(planes: dict[str, Any]) -> None:
@@ -156,7 +156,7 @@ def test_the_edge_dials_again_after_the_global_gateway_restarts(
     gateway.stop()
     gateway.start()
     _wait_for_tunnel(gateway)
-    client = OpenAI(base_url=f"{gateway.url}/v1", api_key=KEY, max_retries=0)
     before = _streams(gateway)
-    client.chat.completions.create(model="chat", messages=[{"role": "user", "content": "hi"}])
+    with OpenAI(base_url=f"{gateway.url}/v1", api_key=KEY, max_retries=0) as client:
+        client.chat.completions.create(model="chat", messages=[{"role": "user", "content": "hi"}])
     assert _streams(gateway) == before + 1
