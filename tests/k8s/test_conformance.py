@@ -62,8 +62,17 @@ def test_the_api_server_admits_every_rendered_object(
     runtime = make_runtime()
     runtime.adopt()
     launch = runtime.launch_for(replica(replica_name, SERVER))
-    for manifest in render.render(launch, settings, token="t").all():
-        client.create(NAMESPACE, manifest, dry_run=True)
+    _admitted(client, render.render(launch, settings, token="t").all())
+
+
+def _admitted(client: api.Api, manifests: list[dict[str, Any]]) -> None:
+    """Each manifest, dry-run created: the server answers with the object as it would store
+    it (a refusal raises), the same kind and name as sent."""
+    assert manifests
+    for manifest in manifests:
+        admitted = client.create(NAMESPACE, manifest, dry_run=True)
+        assert admitted["kind"] == manifest["kind"], admitted
+        assert admitted["metadata"]["name"] == manifest["metadata"]["name"], admitted
 
 
 def test_a_gang_is_admitted_where_leader_worker_set_is_installed(
@@ -77,8 +86,9 @@ def test_a_gang_is_admitted_where_leader_worker_set_is_installed(
     runtime.adopt()
     launch = runtime.launch_for(replica(replica_name, SERVER, nodes=[0, 1],
                                         resources={"nodes": 2}))  # fmt: skip
-    for manifest in render.render(launch, settings).all():
-        client.create(NAMESPACE, manifest, dry_run=True)
+    manifests = render.render(launch, settings).all()
+    assert any(m["kind"] == "LeaderWorkerSet" for m in manifests)
+    _admitted(client, manifests)
 
 
 def test_a_dra_claim_is_admitted_where_resource_v1_is_served(
@@ -95,7 +105,7 @@ def test_a_dra_claim_is_admitted_where_resource_v1_is_served(
                   "selectors": ['device.driver == "gpu.nvidia.com"']}]})  # fmt: skip
     claim = render.render(runtime.launch_for(rep), settings).claim
     assert claim is not None
-    client.create(NAMESPACE, claim, dry_run=True)
+    _admitted(client, [claim])
 
 
 def test_a_replica_turns_ready_stops_and_goes(make_runtime: Make, replica_name: str) -> None:

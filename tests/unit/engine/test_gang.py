@@ -95,26 +95,21 @@ def test_a_worker_follows_its_leader_and_exits_when_it_is_lost(
     with subprocess.Popen(
         [sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
     ) as worker:
-        _follow_then_lose(worker, port, leader)
-
-
-def _follow_then_lose(
-    worker: subprocess.Popen[bytes], port: int, leader: http.server.ThreadingHTTPServer
-) -> None:
-    try:
-        answer = _wait_healthy(f"http://127.0.0.1:{port}/health", worker)
-        assert answer.status_code == 200 and answer.json()["member"] == 1
-        deadline = time.monotonic() + 10
-        while not answer.json()["leaderSeen"] and time.monotonic() < deadline:
-            time.sleep(0.2)
-            answer = httpx.get(f"http://127.0.0.1:{port}/health", timeout=1)
-        assert answer.json()["leaderSeen"]
-        leader.shutdown()
-        leader.server_close()
-        assert worker.wait(timeout=15) == 1, "a lost leader ends the worker, failing"
-        assert b"lost" in (worker.stdout.read() if worker.stdout else b"")
-    finally:
-        worker.kill()
+        try:
+            health = f"http://127.0.0.1:{port}/health"
+            answer = _wait_healthy(health, worker)
+            assert answer.status_code == 200 and answer.json()["member"] == 1
+            deadline = time.monotonic() + 10
+            while not answer.json()["leaderSeen"] and time.monotonic() < deadline:
+                time.sleep(0.2)
+                answer = httpx.get(health, timeout=1)
+            assert answer.json()["leaderSeen"]
+            leader.shutdown()
+            leader.server_close()
+            assert worker.wait(timeout=15) == 1, "a lost leader ends the worker, failing"
+            assert b"lost" in (worker.stdout.read() if worker.stdout else b"")
+        finally:
+            worker.kill()
 
 
 @pytest.mark.integration

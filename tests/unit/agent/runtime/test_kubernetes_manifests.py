@@ -36,9 +36,11 @@ def by_kind(kind: str) -> list[dict[str, Any]]:
 @pytest.mark.parametrize(("where", "doc"), DOCUMENTS, ids=[w for w, _ in DOCUMENTS])
 def test_every_object_is_valid(where: str, doc: dict[str, Any]) -> None:
     if doc["apiVersion"] == "inferplane.dev/v1":
-        fleet.Cluster.model_validate(doc)
+        cluster = fleet.Cluster.model_validate(doc)
+        assert cluster.spec.runtime == "kubernetes", where
     else:
-        kubernetes_validate.validate(doc, KUBERNETES, strict=True)
+        # Raises on an invalid object; answers the schema version it checked against.
+        assert kubernetes_validate.validate(doc, KUBERNETES, strict=True) == KUBERNETES, where
 
 
 def test_the_control_plane_gateway_and_agent_each_have_their_objects() -> None:
