@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Literal
 
 import httpx
@@ -23,3 +24,11 @@ def http_probe(url: str) -> ProbeResult:
     except httpx.HTTPError:
         return "unreachable"
     return "ok" if response.status_code == 200 else "unhealthy"
+
+
+def probe_all(probe: Probe, urls: list[str]) -> list[ProbeResult]:
+    """Each URL probed, several at once: one slow engine must not hold up the others."""
+    if len(urls) <= 1:
+        return [probe(url) for url in urls]
+    with ThreadPoolExecutor(max_workers=min(len(urls), 8)) as pool:
+        return list(pool.map(probe, urls))

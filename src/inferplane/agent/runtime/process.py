@@ -19,14 +19,13 @@ import platform
 import signal
 import time
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 from inferplane import logs
 from inferplane.agent import recipes, sources
-from inferplane.agent.runtime import base, probes, processes, state
+from inferplane.agent.runtime import base, enginelog, probes, processes, state
 from inferplane.api import replicas
 from inferplane.backoff import Backoff
 
@@ -36,7 +35,6 @@ KIND = "process"
 """This runtime's name in the registry and in a Cluster's spec.runtime."""
 HIDDEN_ENV = ("INFERPLANE_TOKEN",)
 """The agent's own secrets, never passed on to engines."""
-LOG_TAIL_BYTES = 4096
 WAITING_FOR_TOKEN = "waiting for the agent to hand over its engine token"
 RESTART_BACKOFF = Backoff(base=1.0, cap=60.0)
 
@@ -325,7 +323,7 @@ class ProcessRuntime:
         attempt = "restart" if engine.ever_started else "start"
         with path.open("ab") as out:
             stamp = self._wall().isoformat(timespec="seconds")
-            out.write(f"--- inferplane agent: engine {attempt} at {stamp} ---\n".encode())
+            out.write(f"{enginelog.AGENT_MARK} engine {attempt} at {stamp} ---\n".encode())
             out.flush()
             try:
                 engine.handle = processes.spawn(
@@ -358,8 +356,8 @@ class ProcessRuntime:
             del self._engines[name]
             logs.event(log, "engine stopped", replica=name, code=code)
             return
-        reason = engine.kill_reason or _describe_exit(code)
-        last = _last_line(self.log_path(name))
+        reason = engine.kill_reason or enginelog.describe_exit(code)
+        last = enginelog.last_line(self.log_path(name))
         engine.message = f"{reason}: {last}" if last and not engine.kill_reason else reason
         self._crashed(engine, now)
         logs.event(log, "engine exited", level=logging.WARNING, replica=name, code=code)
@@ -382,12 +380,7 @@ class ProcessRuntime:
         if not due:
             return
         urls = [engine.url + engine.launch.health_path for engine in due]
-        if len(due) == 1:
-            results = [self._probe(urls[0])]
-        else:
-            with ThreadPoolExecutor(max_workers=min(len(due), 8)) as pool:
-                results = list(pool.map(self._probe, urls))
-        for engine, result in zip(due, results, strict=True):
+        for engine, result in zip(due, probes.probe_all(self._probe, urls), strict=True):
             self._probed(engine, result, now)
 
     def _probed(self, engine: _Engine, result: probes.ProbeResult, now: float) -> None:
@@ -456,30 +449,6 @@ def _environment(launch: base.Launch) -> dict[str, str]:
     env = {key: value for key, value in os.environ.items() if key not in HIDDEN_ENV}
     env.update(launch.environment())
     return env
-
-
-def _describe_exit(code: int) -> str:
-    if code == processes.UNKNOWN_EXIT:
-        return "engine exited"
-    if code < 0:
-        try:
-            return f"engine killed by {signal.Signals(-code).name}"
-        except ValueError:
-            return f"engine killed by signal {-code}"
-    return f"engine exited with code {code}"
-
-
-def _last_line(path: Path) -> str:
-    """The engine's last log line, to say why it stopped; '' if there is none."""
-    try:
-        with path.open("rb") as file:
-            file.seek(max(os.fstat(file.fileno()).st_size - LOG_TAIL_BYTES, 0))
-            tail = file.read().decode(errors="replace")
-    except OSError:
-        return ""
-    lines = [line.strip() for line in tail.splitlines() if line.strip()]
-    lines = [line for line in lines if not line.startswith("--- inferplane agent:")]
-    return lines[-1][:300] if lines else ""
 
 
 def _parse_time(text: str | None) -> datetime | None:

@@ -28,7 +28,7 @@ from typing import Any
 import ray
 import ray.util
 
-from inferplane.agent.runtime import base, process, processes
+from inferplane.agent.runtime import base, enginelog, process, processes
 
 NODE_HOST = "{ray_node_ip}"
 """In a launch's host and command: the address of the node the member runs on."""
@@ -36,8 +36,6 @@ DEVICES = "{ray_gpu_ids}"
 """An environment value standing for the IDs of the GPUs Ray gave the member's actor."""
 RAY_ENV_PREFIX = "RAY_"
 """Variables of Ray's worker process that engines do not get."""
-LOG_TAIL_BYTES = 4096
-MARKER = "--- inferplane agent:"
 KILL_WAIT_S = 5.0
 
 
@@ -130,7 +128,7 @@ class EngineActor:
         self._log.parent.mkdir(parents=True, exist_ok=True)
         with self._log.open("ab") as out:
             stamp = datetime.now(UTC).isoformat(timespec="seconds")
-            out.write(f"{MARKER} engine start {generation} at {stamp} ---\n".encode())
+            out.write(f"{enginelog.AGENT_MARK} engine start {generation} at {stamp} ---\n".encode())
             out.flush()
             try:
                 argv = [item.replace(NODE_HOST, node_ip) for item in launch.argv(port)]
@@ -153,8 +151,8 @@ class EngineActor:
         code = child.poll()
         if code is None:
             return Observed(self._generation, True, None, "", child.pid)
-        reason = _describe_exit(code)
-        last = _last_line(self._log)
+        reason = enginelog.describe_exit(code)
+        last = enginelog.last_line(self._log)
         why = f"{reason}: {last}" if last else reason
         return Observed(self._generation, False, code, why, None)
 
@@ -236,28 +234,6 @@ def _environment(launch: base.Launch, member_env: dict[str, str]) -> dict[str, s
     env.update({k: gpus if v == DEVICES else v for k, v in launch.environment().items()})
     env.update(member_env)
     return env
-
-
-def _describe_exit(code: int) -> str:
-    if code < 0:
-        try:
-            return f"engine killed by {signal.Signals(-code).name}"
-        except ValueError:
-            return f"engine killed by signal {-code}"
-    return f"engine exited with code {code}"
-
-
-def _last_line(path: Path) -> str:
-    """The engine's last log line, to say why it stopped; '' if there is none."""
-    try:
-        with path.open("rb") as file:
-            file.seek(max(os.fstat(file.fileno()).st_size - LOG_TAIL_BYTES, 0))
-            tail = file.read().decode(errors="replace")
-    except OSError:
-        return ""
-    lines = [line.strip() for line in tail.splitlines() if line.strip()]
-    lines = [line for line in lines if not line.startswith(MARKER)]
-    return lines[-1][:300] if lines else ""
 
 
 def _node_ip() -> str:

@@ -30,7 +30,6 @@ import os
 import signal
 import time
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
 from inferplane import logs
@@ -431,11 +430,7 @@ class RayRuntime:
         if not targets:
             return
         urls = [f"{m.url}{e.launch.health_path}" for e, m in targets]
-        if len(urls) == 1:
-            results = [self._probe(urls[0])]
-        else:
-            with ThreadPoolExecutor(max_workers=min(len(urls), 8)) as workers:
-                results = list(workers.map(self._probe, urls))
+        results = probes.probe_all(self._probe, urls)
         for (_, member), result in zip(targets, results, strict=True):
             member.probe = result
         for engine in due:

@@ -9,10 +9,10 @@ import contextlib
 import os
 from pathlib import Path
 
-from inferplane.agent.runtime import process
+from inferplane.agent.runtime import enginelog
 from inferplane.agent.runtime.slurm.script import JobFiles
 
-AGENT_MARK = "--- inferplane agent:"
+AGENT_MARK = enginelog.AGENT_MARK
 """Lines the agent writes into an engine's log (as the process runtime does)."""
 SLURM_NOISE = ("srun: ", "slurmstepd")
 """Lines Slurm itself writes into the job's output; the engine's last words are before them."""
@@ -63,13 +63,5 @@ def mark(path: Path, line: str) -> None:
 
 
 def last_line(path: Path) -> str:
-    """The engine's last log line, to say why it stopped; '' if there is none."""
-    try:
-        with path.open("rb") as file:
-            file.seek(max(os.fstat(file.fileno()).st_size - process.LOG_TAIL_BYTES, 0))
-            tail = file.read().decode(errors="replace")
-    except OSError:
-        return ""
-    lines = [line.strip() for line in tail.splitlines() if line.strip()]
-    lines = [line for line in lines if not line.startswith((AGENT_MARK, *SLURM_NOISE))]
-    return lines[-1][:300] if lines else ""
+    """The engine's last log line, without the agent's lines nor Slurm's own."""
+    return enginelog.last_line(path, skip=SLURM_NOISE)

@@ -3,7 +3,6 @@ no Slurm: what a probe result means, what the status says, which live job to ado
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -55,14 +54,6 @@ class ReplicaJob:
             return None
         host, port = self.address
         return f"http://{f'[{host}]' if ':' in host else host}:{port}"
-
-
-def probe_all(probe: probes.Probe, urls: list[str]) -> list[probes.ProbeResult]:
-    """Each URL probed, several at once (a slow engine must not hold up the others)."""
-    if len(urls) <= 1:
-        return [probe(url) for url in urls]
-    with ThreadPoolExecutor(max_workers=min(len(urls), 8)) as pool:
-        return list(pool.map(probe, urls))
 
 
 def probed(

@@ -465,7 +465,7 @@ class SlurmRuntime:
 
     def _probe_all(self, due: list[jobs.ReplicaJob], now: float) -> None:
         urls = [f"{job.url}{job.launch.health_path}" for job in due]
-        for job, result in zip(due, jobs.probe_all(self._probe, urls), strict=True):
+        for job, result in zip(due, probes.probe_all(self._probe, urls), strict=True):
             job.last_probe_wall = self._wall()
             was_ready = job.ready
             kill = jobs.probed(
