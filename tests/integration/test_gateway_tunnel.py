@@ -47,6 +47,8 @@ def _objects(stubs: dict[str, StubProcess]) -> list[dict[str, Any]]:
         endpoint("chat-0", stubs["plane"].url, "chat", cluster="plane-x"),
         service("other", [{"deployment": "other"}]),
         endpoint("other-0", stubs["outside"].url, "other", cluster="plane-x"),
+        service("yonder", [{"deployment": "yonder"}]),
+        endpoint("yonder-0", stubs["outside"].url, "yonder", cluster="plane-y"),
         api_key("main", KEY),
         _edge_key("edge-x", EDGE_TOKEN, cluster="plane-x"),
         _edge_key("stray", STRAY_TOKEN),
@@ -135,6 +137,24 @@ def test_the_edge_refuses_a_target_that_is_not_its_planes_engine(planes: dict[st
     assert reply.status_code in (502, 503), reply.text
     assert planes["stubs"]["outside"].stats()["requests"] == 0
     assert "tunnel target refused" in planes["edge"].log_path.read_text()
+
+
+def test_a_plane_gateway_routes_to_its_own_planes_engines_only(planes: dict[str, Any]) -> None:
+    """The edge holds yonder-0 in its objects, but it runs on plane-y: not routed there (the
+    edge holds the request, as for a deployment with no replica yet, rather than send it out
+    of its plane)."""
+    body = {"model": "yonder", "messages": [{"role": "user", "content": "hi"}]}
+    with planes["edge"].http(KEY) as http:
+        served = http.post("/v1/chat/completions", json={**body, "model": "chat"})
+        try:
+            refused = http.post("/v1/chat/completions", json=body, timeout=2).status_code
+        except httpx.TimeoutException:
+            refused = 0  # held
+    assert served.status_code == 200, served.text
+    assert refused != 200
+    assert planes["stubs"]["outside"].stats()["requests"] == 0
+    with planes["global"].http(KEY) as http:  # the global gateway routes to every plane
+        assert http.post("/v1/chat/completions", json=body).status_code == 200
 
 
 def test_a_gateway_key_that_names_no_cluster_opens_no_tunnel(planes: dict[str, Any]) -> None:
